@@ -1,0 +1,92 @@
+"""The typer application, the shared options and the one error handler."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from envman import __version__
+from envman.errors import ConfigError, EnvmanError
+
+app = typer.Typer(
+    name="envman",
+    help="Reproducible engine environments for LLM inference: plan, lock, build, smoke, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state = {"verbose": False}
+
+
+def verbose() -> bool:
+    return _state["verbose"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"envman {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details and tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _state["verbose"] = verbose
+
+
+def _register() -> None:
+    # Each verb module adds its command to `app` when imported.
+    from envman.cli import (  # noqa: F401
+        diagnose,
+        doctor,
+        matrix,
+        models,
+        plan,
+        probe,
+    )
+
+
+def report_error(error: EnvmanError) -> int:
+    """Print a user error (no traceback unless -v) and return its exit code."""
+    from envman.cli._console import err
+
+    err.print(f"[bold red]error:[/] {error.message}", highlight=False)
+    if isinstance(error, ConfigError):
+        for problem in error.problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+    if error.hint:
+        err.print(f"[yellow]hint:[/] {error.hint}", highlight=False)
+    if verbose():
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    return error.exit_code
+
+
+def main() -> None:
+    _register()
+    try:
+        app(standalone_mode=False)
+    except EnvmanError as error:
+        sys.exit(report_error(error))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as click_error:  # click usage errors
+        import click
+
+        if isinstance(click_error, click.ClickException):
+            click_error.show()
+            sys.exit(2 if isinstance(click_error, click.UsageError) else click_error.exit_code)
+        raise

@@ -1,0 +1,1 @@
+"""What the target machine has: detected with NVML and /proc, or described with --hardware."""

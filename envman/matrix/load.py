@@ -1,0 +1,621 @@
+"""Read matrix.toml, check every field, and return the frozen :class:`Matrix`.
+
+Every problem is collected (not just the first) and reported with its line and key
+path, e.g. ``matrix.toml:42 families.gemma3.engines.vllm.min_version: '0.8x' is not
+a version``. After this module the rest of envman trusts the data.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from envman.errors import ConfigError
+from envman.matrix.lines import LineIndex
+from envman.matrix.lines import Path as KeyPath
+from envman.matrix.schema import (
+    Accelerator,
+    Artifact,
+    DtypeRule,
+    Engine,
+    Family,
+    Format,
+    GpuSpec,
+    Integration,
+    KnownBad,
+    Matrix,
+    Modality,
+    Model,
+    PlannerDefaults,
+    QuantSpec,
+    Rule,
+    Signature,
+    Support,
+    Variant,
+)
+
+SCHEMA_VERSION = 1
+E = TypeVar("E", bound=enum.Enum)
+_MISSING = object()
+
+
+class _Problems:
+    """Collects problems with their key path; turns them into file:line messages."""
+
+    def __init__(self, path: Path, index: LineIndex) -> None:
+        self.path = path
+        self.index = index
+        self.items: list[tuple[int, str]] = []
+
+    def add(self, where: KeyPath, message: str) -> None:
+        line = self.index.line(where) or 0
+        dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in where).replace(".[", "[")
+        place = f"{self.path.name}:{line}" if line else self.path.name
+        self.items.append((line, f"{place} {dotted}: {message}"))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            ordered = [text for _, text in sorted(self.items, key=lambda item: item[0])]
+            count = len(ordered)
+            raise ConfigError(
+                f"{self.path} has {count} problem{'s' if count > 1 else ''}",
+                problems=ordered,
+                hint="fix the keys above; `envman matrix --check` re-validates",
+            )
+
+
+class _Reader:
+    """Typed access to one TOML table, recording problems instead of raising."""
+
+    def __init__(self, problems: _Problems, data: Mapping[str, Any], where: KeyPath) -> None:
+        self.p = problems
+        self.data = data
+        self.where = where
+        self._known: set[str] = set()
+
+    def _get(self, key: str, default: Any) -> Any:
+        self._known.add(key)
+        value = self.data.get(key, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                self.p.add(self.where + (key,), "is required")
+            return _MISSING
+        return value
+
+    def _type(self, key: str, value: Any, kind: type | tuple[type, ...], name: str) -> bool:
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            self.p.add(self.where + (key,), f"expected {name}, got {value!r}")
+            return False
+        if not isinstance(value, kind):
+            self.p.add(self.where + (key,), f"expected {name}, got {value!r}")
+            return False
+        return True
+
+    def str(self, key: str, default: Any = _MISSING) -> Any:
+        value = self._get(key, default)
+        if value is _MISSING:
+            return default if default is not _MISSING else ""
+        return value if self._type(key, value, str, "a string") else (default if default is not _MISSING else "")
+
+    def bool(self, key: str, default: bool = False) -> bool:
+        value = self._get(key, default)
+        if value is _MISSING:
+            return default
+        return value if self._type(key, value, bool, "true or false") else default
+
+    def int(self, key: str, default: Any = _MISSING, minimum: int = 0) -> int:
+        value = self._get(key, default)
+        if value is _MISSING:
+            return 0
+        if not self._type(key, value, int, "an integer"):
+            return 0
+        if value < minimum:
+            self.p.add(self.where + (key,), f"must be at least {minimum}, got {value}")
+        return int(value)
+
+    def float(self, key: str, default: Any = _MISSING, low: float = 0.0, high: float | None = None) -> float:
+        value = self._get(key, default)
+        if value is _MISSING:
+            return 0.0
+        if not self._type(key, value, (int, float), "a number"):
+            return 0.0
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            self.p.add(self.where + (key,), f"must be {bound}, got {value}")
+        return float(value)
+
+    def strs(self, key: str, default: tuple[str, ...] | None = ()) -> tuple[str, ...]:
+        value = self._get(key, _MISSING if default is None else default)
+        if value is _MISSING:
+            return ()
+        if isinstance(value, tuple):
+            return value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.p.add(self.where + (key,), f"expected a list of strings, got {value!r}")
+            return ()
+        return tuple(value)
+
+    def table(self, key: str, required: bool = False) -> Mapping[str, Any]:
+        value = self._get(key, _MISSING if required else {})
+        if value is _MISSING:
+            return {}
+        if not isinstance(value, dict):
+            self.p.add(self.where + (key,), f"expected a table, got {value!r}")
+            return {}
+        return value
+
+    def tables(self, key: str) -> list[Mapping[str, Any]]:
+        value = self._get(key, [])
+        if value is _MISSING:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.p.add(self.where + (key,), f"expected a list of tables, got {value!r}")
+            return []
+        return value
+
+    def env(self, key: str) -> dict[str, str]:
+        table = self.table(key)
+        result: dict[str, str] = {}
+        for name, value in table.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                self.p.add(self.where + (key, name), "is not a valid environment variable name")
+            elif not isinstance(value, str):
+                self.p.add(self.where + (key, name), f"expected a string value, got {value!r}")
+            else:
+                result[name] = value
+        return result
+
+    def version(self, key: str, required: bool = False) -> Version | None:
+        text = self.str(key, _MISSING if required else None)
+        return _parse_version(self.p, self.where + (key,), text)
+
+    def versions(self, key: str) -> tuple[Version, ...]:
+        out = []
+        for i, text in enumerate(self.strs(key)):
+            parsed = _parse_version(self.p, self.where + (key, i), text)
+            if parsed is not None:
+                out.append(parsed)
+        return tuple(sorted(out))
+
+    def spec(self, key: str, default: Any = _MISSING) -> SpecifierSet:
+        text = self.str(key, default)
+        try:
+            return SpecifierSet(text or "")
+        except InvalidSpecifier:
+            self.p.add(self.where + (key,), f"{text!r} is not a version range (PEP 440, e.g. '>=0.8.0,<0.8.3')")
+            return SpecifierSet()
+
+    def enum(self, key: str, kind: type[E], default: Any = _MISSING) -> E:
+        text = self.str(key, default)
+        return _enum(self.p, self.where + (key,), kind, text) or list(kind)[0]
+
+    def enums(self, key: str, kind: type[E]) -> frozenset[E]:
+        out: set[E] = set()
+        for i, text in enumerate(self.strs(key)):
+            value = _enum(self.p, self.where + (key, i), kind, text)
+            if value is not None:
+                out.add(value)
+        return frozenset(out)
+
+    def done(self) -> None:
+        """Unknown keys are problems too: a typo must not be silently ignored."""
+        for key in self.data:
+            if key not in self._known:
+                import difflib
+
+                close = difflib.get_close_matches(key, sorted(self._known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.p.add(self.where + (key,), f"unknown key{hint}")
+
+
+def _parse_version(problems: _Problems, where: KeyPath, text: Any) -> Version | None:
+    if text is None or text == "":
+        return None
+    try:
+        return Version(text)
+    except InvalidVersion:
+        problems.add(where, f"{text!r} is not a version")
+        return None
+
+
+def _enum(problems: _Problems, where: KeyPath, kind: type[E], text: Any) -> E | None:
+    try:
+        return kind(text)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in kind)
+        problems.add(where, f"{text!r} is not one of: {choices}")
+        return None
+
+
+def _each(
+    problems: _Problems, data: Mapping[str, Any], where: KeyPath, build: Callable[[str, _Reader], Any]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            problems.add(where + (name,), f"expected a table, got {table!r}")
+            continue
+        reader = _Reader(problems, table, where + (name,))
+        out[name] = build(name, reader)
+        reader.done()
+    return out
+
+
+def _variant(engine: str, name: str, r: _Reader) -> Variant:
+    return Variant(
+        name=name,
+        package=r.str("package"),
+        accelerator=r.enum("accelerator", Accelerator),
+        os=r.strs("os", ("linux",)),
+        arch=r.strs("arch", ("x86_64", "aarch64")),
+        min_compute_capability=r.version("min_compute_capability"),
+        cuda=r.str("cuda", None),
+        index_url=r.str("index_url", None),
+        extra_index_urls=r.strs("extra_index_urls"),
+        find_links=r.strs("find_links"),
+        exclude=r.strs("exclude"),
+        evidence=r.str("evidence", ""),
+    )
+
+
+def _rule(r: _Reader) -> Rule:
+    return Rule(
+        versions=r.spec("versions", ""),
+        formats=r.enums("formats", Format),
+        env=r.env("env"),
+        args=r.strs("args"),
+        reason=r.str("reason"),
+        evidence=r.str("evidence"),
+    )
+
+
+def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
+    quant_methods: dict[Format, tuple[str, ...]] = {}
+    qm = r.table("quant_methods")
+    for key, methods in qm.items():
+        fmt = _enum(p, r.where + ("quant_methods", key), Format, key)
+        sub = _Reader(p, {"v": methods}, r.where + ("quant_methods",))
+        if fmt is not None:
+            quant_methods[fmt] = sub.strs("v")
+    releases: dict[str, str] = {}
+    for version, date in r.table("releases").items():
+        where = r.where + ("releases", version)
+        if _parse_version(p, where, version) is None:
+            continue
+        text = date.isoformat() if hasattr(date, "isoformat") else date
+        if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            p.add(where, f"expected a date (YYYY-MM-DD), got {date!r}")
+            continue
+        releases[version] = text
+    variants = _each(p, r.table("variants", required=True), r.where + ("variants",), lambda n, vr: _variant(name, n, vr))
+    if not variants:
+        p.add(r.where + ("variants",), "an engine needs at least one variant")
+    rules = []
+    for i, table in enumerate(r.tables("rules")):
+        rr = _Reader(p, table, r.where + ("rules", i))
+        rules.append(_rule(rr))
+        rr.done()
+    return Engine(
+        name=name,
+        description=r.str("description"),
+        package=r.str("package"),
+        probe=r.str("probe"),
+        formats=r.enums("formats", Format),
+        tensor_parallel=r.bool("tensor_parallel"),
+        quant_methods=quant_methods,
+        variants=variants,
+        rules=tuple(rules),
+        releases=releases,
+        homepage=r.str("homepage", ""),
+    )
+
+
+def _known_bad(r: _Reader) -> KnownBad:
+    return KnownBad(
+        versions=r.spec("versions"),
+        formats=r.enums("formats", Format),
+        reason=r.str("reason"),
+        error=r.str("error", ""),
+        fixed_in=r.version("fixed_in"),
+        evidence=r.str("evidence"),
+    )
+
+
+def _support(p: _Problems, family: str, engine: str, r: _Reader) -> Support:
+    bad = []
+    for i, table in enumerate(r.tables("known_bad")):
+        br = _Reader(p, table, r.where + ("known_bad", i))
+        bad.append(_known_bad(br))
+        br.done()
+    min_version = r.version("min_version")
+    evidence = r.str("evidence", "")
+    if min_version is not None and not evidence:
+        p.add(r.where + ("evidence",), "a min_version needs its evidence (release + file, or a smoke run)")
+    known_good = r.versions("known_good")
+    for i, good in enumerate(known_good):
+        if min_version is not None and good < min_version:
+            p.add(r.where + ("known_good", i), f"{good} is below min_version {min_version}")
+    return Support(
+        family=family,
+        engine=engine,
+        min_version=min_version,
+        evidence=evidence,
+        known_good=known_good,
+        formats=r.enums("formats", Format),
+        known_bad=tuple(bad),
+        env=r.env("env"),
+        args=r.strs("args"),
+        note=r.str("note", ""),
+    )
+
+
+def _family(p: _Problems, name: str, r: _Reader, engines: Mapping[str, Engine]) -> Family:
+    supports: dict[str, Support] = {}
+    for engine, table in r.table("engines").items():
+        where = r.where + ("engines", engine)
+        if engine not in engines:
+            import difflib
+
+            close = difflib.get_close_matches(engine, list(engines), n=1)
+            p.add(where, f"unknown engine {engine!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            continue
+        if not isinstance(table, dict):
+            p.add(where, f"expected a table, got {table!r}")
+            continue
+        sr = _Reader(p, table, where)
+        supports[engine] = _support(p, name, engine, sr)
+        sr.done()
+    return Family(
+        name=name,
+        description=r.str("description", ""),
+        hf_architectures=r.strs("hf_architectures"),
+        gguf_architectures=r.strs("gguf_architectures"),
+        model_types=r.strs("model_types"),
+        engines=supports,
+    )
+
+
+def _artifact(r: _Reader) -> Artifact:
+    return Artifact(
+        format=r.enum("format", Format),
+        repo=r.str("repo"),
+        quantization=r.str("quantization", None),
+        quant_method=r.str("quant_method", None),
+        file=r.str("file", None),
+        dtype=r.str("dtype", None),
+        producer=r.str("producer", None),
+        local_only=r.bool("local_only"),
+    )
+
+
+def _model(p: _Problems, name: str, r: _Reader, families: Mapping[str, Family]) -> Model:
+    family = r.str("family")
+    if family and family not in families:
+        import difflib
+
+        close = difflib.get_close_matches(family, list(families), n=1)
+        p.add(r.where + ("family",), f"unknown family {family!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    artifacts = []
+    for i, table in enumerate(r.tables("artifacts")):
+        ar = _Reader(p, table, r.where + ("artifacts", i))
+        artifacts.append(_artifact(ar))
+        ar.done()
+    if not artifacts:
+        p.add(r.where + ("artifacts",), "a model needs at least one artifact")
+    params = r.float("params_b", low=0.0)
+    heads = r.int("attention_heads", minimum=1)
+    kv_heads = r.int("kv_heads", minimum=1)
+    if heads and kv_heads and heads % kv_heads:
+        p.add(r.where + ("kv_heads",), f"{kv_heads} does not divide attention_heads {heads}")
+    modalities = r.enums("modalities", Modality)
+    return Model(
+        name=name,
+        family=family,
+        hf_architecture=r.str("hf_architecture"),
+        params_b=params,
+        active_params_b=r.float("active_params_b", params, low=0.0),
+        layers=r.int("layers", minimum=1),
+        hidden_size=r.int("hidden_size", minimum=1),
+        attention_heads=heads,
+        kv_heads=kv_heads,
+        head_dim=r.int("head_dim", minimum=1),
+        vocab_size=r.int("vocab_size", minimum=1),
+        max_context=r.int("max_context", minimum=1),
+        modalities=tuple(sorted(modalities, key=list(Modality).index)),
+        artifacts=tuple(artifacts),
+        trust_remote_code=r.bool("trust_remote_code"),
+        smoke=r.bool("smoke"),
+        evidence=r.str("evidence", ""),
+        aliases=r.strs("aliases"),
+    )
+
+
+def _planner(p: _Problems, r: _Reader, engines: Mapping[str, Engine]) -> PlannerDefaults:
+    preference: dict[Accelerator, tuple[str, ...]] = {}
+    pref = r.table("preference", required=True)
+    for key, names in pref.items():
+        acc = _enum(p, r.where + ("preference", key), Accelerator, key)
+        sub = _Reader(p, {key: names}, r.where + ("preference",))
+        listed = sub.strs(key)
+        for i, engine in enumerate(listed):
+            if engine not in engines:
+                p.add(r.where + ("preference", key, i), f"unknown engine {engine!r}")
+        if acc is not None:
+            preference[acc] = listed
+    fp_reader = _Reader(p, {"format_preference": r._get("format_preference", [])}, r.where)
+    return PlannerDefaults(
+        default_max_model_len=r.int("default_max_model_len", minimum=1),
+        gpu_memory_utilization=r.float("gpu_memory_utilization", low=0.05, high=1.0),
+        cpu_memory_utilization=r.float("cpu_memory_utilization", low=0.05, high=1.0),
+        overhead_gib=r.float("overhead_gib", low=0.0),
+        max_num_batched_tokens=r.int("max_num_batched_tokens", minimum=1),
+        preference=preference,
+        format_preference=tuple(sorted(fp_reader.enums("format_preference", Format), key=lambda f: _order(fp_reader, f))),
+    )
+
+
+def _order(reader: _Reader, fmt: Format) -> int:
+    listed = reader.data.get("format_preference", [])
+    return listed.index(fmt.value) if fmt.value in listed else len(listed)
+
+
+def parse_matrix(text: str, path: Path) -> Matrix:
+    """Validate ``text`` (the content of ``path``) into a :class:`Matrix`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"line (\d+)", str(error))
+        line = match.group(1) if match else "?"
+        raise ConfigError(
+            f"{path} is not valid TOML",
+            problems=[f"{path.name}:{line} {error}"],
+            hint="check quoting and brackets on that line",
+        ) from None
+    problems = _Problems(path, LineIndex(text))
+    root = _Reader(problems, data, ())
+    schema = root.int("schema_version")
+    if schema and schema != SCHEMA_VERSION:
+        problems.add(("schema_version",), f"this envman reads schema_version {SCHEMA_VERSION}, not {schema}")
+    engines = _each(problems, root.table("engines", required=True), ("engines",), lambda n, r: _engine(problems, n, r))
+    families = _each(
+        problems, root.table("families", required=True), ("families",), lambda n, r: _family(problems, n, r, engines)
+    )
+    models = _each(problems, root.table("models", required=True), ("models",), lambda n, r: _model(problems, n, r, families))
+    gpus = _each(
+        problems,
+        root.table("gpus"),
+        ("gpus",),
+        lambda n, r: GpuSpec(
+            name=n,
+            memory_gib=r.float("memory_gib", low=1.0),
+            compute_capability=r.version("compute_capability", required=True) or Version("0"),
+            aliases=r.strs("aliases"),
+            evidence=r.str("evidence"),
+        ),
+    )
+    dtypes = _each(
+        problems,
+        root.table("dtypes", required=True),
+        ("dtypes",),
+        lambda n, r: DtypeRule(
+            name=n,
+            bytes=r.float("bytes", low=0.125),
+            min_compute_capability=r.version("min_compute_capability"),
+            fallback=r.str("fallback", None),
+            reason=r.str("reason", ""),
+            evidence=r.str("evidence", ""),
+            cpu_flag=r.str("cpu_flag", None),
+        ),
+    )
+    quantizations = []
+    for i, table in enumerate(root.tables("quantizations")):
+        qr = _Reader(problems, table, ("quantizations", i))
+        quantizations.append(
+            QuantSpec(
+                format=qr.enum("format", Format),
+                quantization=qr.str("quantization", None),
+                bits_per_weight=qr.float("bits_per_weight", low=1.0, high=32.0),
+                min_compute_capability=qr.version("min_compute_capability"),
+                note=qr.str("note", ""),
+            )
+        )
+        qr.done()
+    signatures = []
+    for i, table in enumerate(root.tables("signatures")):
+        sr = _Reader(problems, table, ("signatures", i))
+        pattern = sr.str("pattern")
+        try:
+            compiled = re.compile(pattern)
+        except re.error as error:
+            problems.add(("signatures", i, "pattern"), f"is not a valid regular expression: {error}")
+            compiled = None
+        kind = sr.str("kind", "generic")
+        if kind not in ("generic", "architecture"):
+            problems.add(("signatures", i, "kind"), f"{kind!r} is not one of: generic, architecture")
+        if kind == "architecture" and compiled is not None and "arch" not in compiled.groupindex:
+            problems.add(("signatures", i, "pattern"), "an architecture signature needs a (?P<arch>...) group")
+        sig_engines = sr.strs("engines")
+        for j, engine in enumerate(sig_engines):
+            if engine not in engines:
+                problems.add(("signatures", i, "engines", j), f"unknown engine {engine!r}")
+        signatures.append(
+            Signature(
+                id=sr.str("id"),
+                pattern=pattern,
+                cause=sr.str("cause"),
+                fix=sr.str("fix"),
+                engines=sig_engines,
+                kind=kind,
+                evidence=sr.str("evidence", ""),
+            )
+        )
+        sr.done()
+    integrations = []
+    for i, table in enumerate(root.tables("integrations")):
+        ir = _Reader(problems, table, ("integrations", i))
+        engine = ir.str("engine")
+        if engine and engine not in engines:
+            problems.add(("integrations", i, "engine"), f"unknown engine {engine!r}")
+        integrations.append(
+            Integration(
+                tool=ir.str("tool"),
+                engine=engine,
+                versions=ir.spec("versions"),
+                env=ir.env("env"),
+                reason=ir.str("reason"),
+                evidence=ir.str("evidence"),
+            )
+        )
+        ir.done()
+    planner_reader = _Reader(problems, root.table("planner", required=True), ("planner",))
+    planner = _planner(problems, planner_reader, engines)
+    planner_reader.done()
+    _check_aliases(problems, models)
+    root.done()
+    problems.raise_if_any()
+    return Matrix(
+        path=str(path),
+        engines=engines,
+        families=families,
+        models=models,
+        gpus=gpus,
+        dtypes=dtypes,
+        quantizations=tuple(quantizations),
+        signatures=tuple(signatures),
+        planner=planner,
+        integrations=tuple(integrations),
+    )
+
+
+def _check_aliases(problems: _Problems, models: Mapping[str, Model]) -> None:
+    seen: dict[str, str] = {}
+    for model in models.values():
+        for alias in model.aliases:
+            key = alias.lower()
+            if key in models or key in seen:
+                problems.add(("models", model.name, "aliases"), f"alias {alias!r} is already used")
+            seen[key] = model.name
+
+
+def load_matrix(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Matrix:
+    """Load and validate matrix.toml, then apply the user's index overrides."""
+    from envman import paths
+    from envman.matrix.overrides import apply_overrides
+
+    path = Path(path) if path is not None else paths.default_matrix()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"matrix file {path} does not exist", hint="pass --matrix PATH or set ENVMAN_MATRIX") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read matrix file {path}: {error.strerror}") from None
+    matrix = parse_matrix(text, path)
+    return apply_overrides(matrix, os.environ if environ is None else environ)

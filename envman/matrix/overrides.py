@@ -1,0 +1,82 @@
+"""User overrides of where each engine variant is installed from.
+
+Indexes and find-links differ per site (a corporate mirror, a wheel folder on disk, a
+CUDA wheel index). matrix.toml holds the public defaults; a user overrides them per
+variant, environment first, then the config file:
+
+    ENVMAN_<ENGINE>_<VARIANT>_INDEX_URL          e.g. ENVMAN_VLLM_CPU_INDEX_URL
+    ENVMAN_<ENGINE>_<VARIANT>_EXTRA_INDEX_URLS   space-separated
+    ENVMAN_<ENGINE>_<VARIANT>_FIND_LINKS         space-separated
+
+    # ~/.config/envman/config.toml (or $ENVMAN_CONFIG)
+    [indexes."vllm.cpu"]
+    index_url = "https://mirror.example/simple"
+    extra_index_urls = ["https://download.pytorch.org/whl/cpu"]
+    find_links = ["/opt/wheels"]
+
+Engine and variant names are upper-cased with ``-`` as ``_`` (llama-cpp-python ->
+LLAMA_CPP_PYTHON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+from envman.errors import ConfigError
+from envman.matrix.schema import Engine, Matrix, Variant
+
+FIELDS = ("index_url", "extra_index_urls", "find_links")
+
+
+def env_prefix(engine: str, variant: str) -> str:
+    return f"ENVMAN_{engine}_{variant}_".upper().replace("-", "_")
+
+
+def _config_indexes() -> Mapping[str, Any]:
+    from envman import paths
+
+    path = paths.config_file()
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    indexes = data.get("indexes", {})
+    if not isinstance(indexes, dict):
+        raise ConfigError(f"{path}: [indexes] must be a table of 'engine.variant' tables")
+    for key, table in indexes.items():
+        unknown = set(table) - set(FIELDS) if isinstance(table, dict) else {"<not a table>"}
+        if unknown:
+            raise ConfigError(
+                f"{path}: indexes.{key!r} has unknown keys {sorted(unknown)}",
+                hint=f"allowed keys: {', '.join(FIELDS)}",
+            )
+    return indexes
+
+
+def _override(engine: str, variant: Variant, environ: Mapping[str, str], config: Mapping[str, Any]) -> Variant:
+    changes: dict[str, Any] = {}
+    table = config.get(f"{engine}.{variant.name}", {})
+    for field in FIELDS:
+        if field in table:
+            value = table[field]
+            changes[field] = value if field == "index_url" else tuple(value)
+    prefix = env_prefix(engine, variant.name)
+    for field in FIELDS:
+        value = environ.get(prefix + field.upper())
+        if value is not None:
+            changes[field] = (value or None) if field == "index_url" else tuple(value.split())
+    return dataclasses.replace(variant, **changes) if changes else variant
+
+
+def apply_overrides(matrix: Matrix, environ: Mapping[str, str]) -> Matrix:
+    config = _config_indexes()
+    engines: dict[str, Engine] = {}
+    for name, engine in matrix.engines.items():
+        variants = {v: _override(name, variant, environ, config) for v, variant in engine.variants.items()}
+        engines[name] = dataclasses.replace(engine, variants=variants)
+    return dataclasses.replace(matrix, engines=engines)

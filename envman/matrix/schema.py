@@ -1,0 +1,282 @@
+"""The validated matrix: frozen data the rest of envman trusts.
+
+``matrix.toml`` is parsed and checked once by :mod:`envman.matrix.load`; everything
+after that works with these types.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+
+class Format(enum.StrEnum):
+    """How a model's weights are stored."""
+
+    PYTORCH = "pytorch"  # full-precision safetensors / bin in HF layout
+    GGUF = "gguf"
+    AWQ = "awq"
+    GPTQ = "gptq"
+    BNB = "bnb"  # bitsandbytes pre-quantized
+    FP8 = "fp8"
+    MLX = "mlx"
+
+
+class Accelerator(enum.StrEnum):
+    CPU = "cpu"
+    CUDA = "cuda"
+    ROCM = "rocm"
+    METAL = "metal"
+
+
+class Modality(enum.StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One build of an engine (``vllm``/``cuda``, ``vllm``/``cpu`` …) and how to install it."""
+
+    name: str
+    package: str
+    accelerator: Accelerator
+    os: tuple[str, ...]
+    arch: tuple[str, ...]
+    min_compute_capability: Version | None = None
+    cuda: str | None = None  # CUDA version the default wheels are built for
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()  # packages left out of the environment (see matrix comments)
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Engine-wide extra env/args that apply to some versions and formats."""
+
+    versions: SpecifierSet
+    formats: frozenset[Format]
+    env: Mapping[str, str]
+    args: tuple[str, ...]
+    reason: str
+    evidence: str
+
+    def applies(self, version: Version, fmt: Format) -> bool:
+        return version in self.versions and (not self.formats or fmt in self.formats)
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    description: str
+    package: str  # PyPI distribution whose releases define the version numbers
+    probe: str  # how `envman probe` reads a release (see envman.probe)
+    formats: frozenset[Format]
+    tensor_parallel: bool  # splits weights across GPUs with --tensor-parallel-size
+    quant_methods: Mapping[Format, tuple[str, ...]]  # config.json quant_method values it loads
+    variants: Mapping[str, Variant]
+    rules: tuple[Rule, ...]
+    releases: Mapping[str, str]  # version -> ISO date of the PyPI upload
+    homepage: str = ""
+
+
+@dataclass(frozen=True)
+class KnownBad:
+    """Versions of an engine that fail for a family (optionally only for some formats)."""
+
+    versions: SpecifierSet
+    formats: frozenset[Format]
+    reason: str
+    error: str  # the text the failure prints, also a diagnose signature
+    fixed_in: Version | None
+    evidence: str
+
+    def applies(self, version: Version, fmt: Format | None) -> bool:
+        if version not in self.versions:
+            return False
+        return fmt is None or not self.formats or fmt in self.formats
+
+
+@dataclass(frozen=True)
+class Support:
+    """What one engine knows about one family."""
+
+    family: str
+    engine: str
+    min_version: Version | None  # None: no release supports it (yet)
+    evidence: str
+    known_good: tuple[Version, ...]  # newest last
+    formats: frozenset[Format]
+    known_bad: tuple[KnownBad, ...]
+    env: Mapping[str, str]
+    args: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    description: str
+    hf_architectures: tuple[str, ...]
+    gguf_architectures: tuple[str, ...]
+    model_types: tuple[str, ...]
+    engines: Mapping[str, Support]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One downloadable form of a model's weights."""
+
+    format: Format
+    repo: str
+    quantization: str | None = None  # Q4_K_M, 4bit, int4 …
+    quant_method: str | None = None  # config.json quantization_config.quant_method
+    file: str | None = None  # for GGUF: which file of the repo
+    dtype: str | None = None  # for pytorch: the stored dtype
+    producer: str | None = None  # tool that made it, when it matters (lmdeploy)
+    local_only: bool = False  # produced locally, not on the hub
+
+    @property
+    def label(self) -> str:
+        if self.quantization:
+            return f"{self.format.value}:{self.quantization}"
+        return self.format.value
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    family: str
+    hf_architecture: str
+    params_b: float
+    active_params_b: float
+    layers: int
+    hidden_size: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    vocab_size: int
+    max_context: int
+    modalities: tuple[Modality, ...]
+    artifacts: tuple[Artifact, ...]
+    trust_remote_code: bool = False
+    smoke: bool = False  # a tiny random-weight model envman synthesizes
+    evidence: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def formats(self) -> tuple[Format, ...]:
+        return tuple(dict.fromkeys(a.format for a in self.artifacts))
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """A GPU model from the built-in table, for planning hosts other than this one."""
+
+    name: str
+    memory_gib: float
+    compute_capability: Version
+    aliases: tuple[str, ...] = ()
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class DtypeRule:
+    """A dtype and what it needs (bfloat16 needs compute capability 8.0)."""
+
+    name: str
+    bytes: float
+    min_compute_capability: Version | None
+    fallback: str | None
+    reason: str
+    evidence: str
+    cpu_flag: str | None = None  # CPU feature flag that makes it fast, if any
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """Bits per weight of a format/quantization, for memory estimates."""
+
+    format: Format
+    quantization: str | None
+    bits_per_weight: float
+    min_compute_capability: Version | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A known failure: a regex over engine output, its cause and fix."""
+
+    id: str
+    pattern: str
+    cause: str
+    fix: str
+    engines: tuple[str, ...] = ()  # empty: any engine
+    kind: str = "generic"  # generic | architecture (pattern has an (?P<arch>) group)
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class PlannerDefaults:
+    default_max_model_len: int
+    gpu_memory_utilization: float
+    cpu_memory_utilization: float
+    overhead_gib: float  # activations, CUDA graphs, runtime per GPU
+    max_num_batched_tokens: int
+    preference: Mapping[Accelerator, tuple[str, ...]]
+    format_preference: tuple[Format, ...]
+
+
+@dataclass(frozen=True)
+class Integration:
+    """A flag another tool needs to use an engine (Xinference's USE_XLLAMACPP=1)."""
+
+    tool: str
+    engine: str
+    versions: SpecifierSet
+    env: Mapping[str, str]
+    reason: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Matrix:
+    path: str
+    engines: Mapping[str, Engine]
+    families: Mapping[str, Family]
+    models: Mapping[str, Model]
+    gpus: Mapping[str, GpuSpec]
+    dtypes: Mapping[str, DtypeRule]
+    quantizations: tuple[QuantSpec, ...]
+    signatures: tuple[Signature, ...]
+    planner: PlannerDefaults
+    integrations: tuple[Integration, ...] = field(default=())
+
+    def family_of_architecture(self, arch: str) -> Family | None:
+        """The family whose HF or GGUF architecture list names ``arch``."""
+        for family in self.families.values():
+            if arch in family.hf_architectures or arch in family.gguf_architectures:
+                return family
+        return None
+
+    def support(self, family: str, engine: str) -> Support | None:
+        fam = self.families.get(family)
+        return None if fam is None else fam.engines.get(engine)
+
+    def quant_spec(self, fmt: Format, quantization: str | None) -> QuantSpec | None:
+        for spec in self.quantizations:
+            if spec.format is fmt and spec.quantization == quantization:
+                return spec
+        for spec in self.quantizations:
+            if spec.format is fmt and spec.quantization is None:
+                return spec
+        return None
