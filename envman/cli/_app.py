@@ -74,7 +74,8 @@ def report_error(error: EnvmanError) -> int:
 def main() -> None:
     _register()
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False returns typer.Exit's code instead of exiting
+        code = app(standalone_mode=False)
     except EnvmanError as error:
         sys.exit(report_error(error))
     except KeyboardInterrupt:
@@ -90,3 +91,4 @@ def main() -> None:
             click_error.show()
             sys.exit(2 if isinstance(click_error, click.UsageError) else click_error.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

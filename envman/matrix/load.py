@@ -40,6 +40,7 @@ from envman.matrix.schema import (
     Signature,
     Support,
     Variant,
+    VariantLimit,
 )
 
 SCHEMA_VERSION = 1
@@ -250,6 +251,18 @@ def _each(
 
 
 def _variant(engine: str, name: str, r: _Reader) -> Variant:
+    limits = []
+    for i, table in enumerate(r.tables("limits")):
+        lr = _Reader(r.p, table, r.where + ("limits", i))
+        limits.append(
+            VariantLimit(
+                versions=lr.spec("versions"),
+                min_compute_capability=lr.version("min_compute_capability", required=True) or Version("0"),
+                reason=lr.str("reason"),
+                evidence=lr.str("evidence"),
+            )
+        )
+        lr.done()
     return Variant(
         name=name,
         package=r.str("package"),
@@ -262,6 +275,8 @@ def _variant(engine: str, name: str, r: _Reader) -> Variant:
         extra_index_urls=r.strs("extra_index_urls"),
         find_links=r.strs("find_links"),
         exclude=r.strs("exclude"),
+        versions=r.spec("versions", ""),
+        limits=tuple(limits),
         evidence=r.str("evidence", ""),
     )
 
@@ -314,6 +329,8 @@ def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
         variants=variants,
         rules=tuple(rules),
         releases=releases,
+        known_good=r.versions("known_good"),
+        known_good_evidence=r.str("known_good_evidence", ""),
         homepage=r.str("homepage", ""),
     )
 

@@ -23,6 +23,7 @@ class Format(enum.StrEnum):
     GPTQ = "gptq"
     BNB = "bnb"  # bitsandbytes pre-quantized
     FP8 = "fp8"
+    MXFP4 = "mxfp4"  # OCP microscaling FP4 (gpt-oss ships it natively)
     MLX = "mlx"
 
 
@@ -41,6 +42,16 @@ class Modality(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class VariantLimit:
+    """A hardware floor that holds only for some releases of a variant."""
+
+    versions: SpecifierSet
+    min_compute_capability: Version
+    reason: str
+    evidence: str
+
+
+@dataclass(frozen=True)
 class Variant:
     """One build of an engine (``vllm``/``cuda``, ``vllm``/``cpu`` …) and how to install it."""
 
@@ -55,6 +66,8 @@ class Variant:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()  # packages left out of the environment (see matrix comments)
+    versions: SpecifierSet = field(default_factory=SpecifierSet)  # releases this build exists for
+    limits: tuple[VariantLimit, ...] = ()
     evidence: str = ""
 
 
@@ -85,6 +98,8 @@ class Engine:
     variants: Mapping[str, Variant]
     rules: tuple[Rule, ...]
     releases: Mapping[str, str]  # version -> ISO date of the PyPI upload
+    known_good: tuple[Version, ...] = ()  # seen working for the engine at large, newest last
+    known_good_evidence: str = ""
     homepage: str = ""
 
 

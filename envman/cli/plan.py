@@ -1,0 +1,54 @@
+"""``envman plan MODEL``: choose engine, version, variant, format, dtype and TP size."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from envman.cli._app import app
+from envman.cli._common import HardwareOption, JsonOption, MatrixOption, load, target_host
+from envman.cli._console import out, print_json
+
+
+@app.command("plan")
+def plan(
+    model: Annotated[str, typer.Argument(help="Catalog model name (`envman models`), alias or hub repo id.")],
+    engine: Annotated[str | None, typer.Option("--engine", help="Only consider this engine.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Engine version (needs --engine).")] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help="Weights format: pytorch, gguf, gguf:Q4_K_M, awq, gptq, bnb, fp8.")
+    ] = None,
+    hardware: HardwareOption = None,
+    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Context length.")] = None,
+    tensor_parallel_size: Annotated[
+        int | None, typer.Option("--tensor-parallel-size", min=1, help="Force a tensor-parallel size.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Override version floors, known-bad versions and memory limits.")
+    ] = False,
+    matrix: MatrixOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Choose how to serve MODEL on the target hardware, and say why every alternative was rejected."""
+    from envman.plan.planner import PlanRequest, Planner
+
+    loaded = load(matrix)
+    host = target_host(hardware, loaded)
+    result = Planner(loaded, host).plan(
+        PlanRequest(
+            model=model,
+            engine=engine,
+            version=version,
+            format=format,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            force=force,
+        )
+    )
+    if json:
+        print_json(result.to_json())
+        return
+    from envman.cli._render import render_plan
+
+    render_plan(result, out)

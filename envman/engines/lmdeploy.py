@@ -1,0 +1,26 @@
+"""LMDeploy: ``lmdeploy serve api_server``."""
+
+from __future__ import annotations
+
+from envman.engines.base import Launch, LaunchSpec
+
+
+class LmdeployAdapter:
+    name = "lmdeploy"
+
+    def launch(self, spec: LaunchSpec) -> Launch:
+        argv = [
+            "lmdeploy", "serve", "api_server", spec.model_path,
+            "--model-name", spec.served_model_name,
+            "--server-name", spec.host,
+            "--server-port", str(spec.port),
+            "--tp", str(spec.tensor_parallel_size),
+            "--session-len", str(spec.max_model_len),
+            "--cache-max-entry-count", f"{spec.memory_utilization:g}",
+        ]  # fmt: skip
+        if spec.dtype:
+            argv += ["--dtype", spec.dtype]
+        if spec.api_key:
+            argv += ["--api-keys", spec.api_key]
+        argv += spec.extra_args
+        return Launch(argv=tuple(argv), env=dict(spec.env), ready_path="/v1/models")

@@ -1,0 +1,31 @@
+"""xllamacpp: llama.cpp's server through Xinference's Python binding.
+
+xllamacpp has no console script; envman runs a small launcher module
+(``envman_xllamacpp_server``) with the environment's interpreter. The launcher copes
+with the API drift between 0.1.x and current releases (see FACTS.md).
+"""
+
+from __future__ import annotations
+
+from envman.engines.base import Launch, LaunchSpec
+from envman.matrix.schema import Accelerator
+
+
+class XllamacppAdapter:
+    name = "xllamacpp"
+
+    def launch(self, spec: LaunchSpec) -> Launch:
+        argv = [
+            "python", "-m", "envman_xllamacpp_server",
+            "--model", spec.model_path,
+            "--served-model-name", spec.served_model_name,
+            "--host", spec.host,
+            "--port", str(spec.port),
+            "--ctx-size", str(spec.max_model_len),
+        ]  # fmt: skip
+        if spec.accelerator is Accelerator.CUDA:
+            argv += ["--n-gpu-layers", "-1"]
+        if spec.api_key:
+            argv += ["--api-key", spec.api_key]
+        argv += spec.extra_args
+        return Launch(argv=tuple(argv), env=dict(spec.env), ready_path="/health")

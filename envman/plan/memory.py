@@ -1,0 +1,78 @@
+"""Memory estimates: weights + KV cache + overhead, against what a device offers.
+
+Deliberately simple and conservative: the KV cache is sized for every layer at full
+attention (sliding-window layers are not discounted), MoE models load all experts,
+and quantized formats keep the embeddings in 16 bits (GGUF quantizes them too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envman.matrix.schema import Artifact, Format, Matrix, Model
+
+GIB = 1024**3
+KV_BYTES = 2  # fp16/bf16 KV cache
+
+
+def weight_bytes(model: Model, artifact: Artifact, dtype_bytes: float, matrix: Matrix) -> int:
+    params = model.params_b * 1e9
+    if artifact.format is Format.PYTORCH:
+        return int(params * dtype_bytes)
+    spec = matrix.quant_spec(artifact.format, artifact.quantization)
+    bits = spec.bits_per_weight if spec else 16.0
+    if artifact.format is Format.GGUF:
+        return int(params * bits / 8)
+    embeddings = min(params, float(model.vocab_size * model.hidden_size))
+    return int((params - embeddings) * bits / 8 + embeddings * 2)
+
+
+def kv_cache_bytes(model: Model, tokens: int) -> int:
+    """Keys and values for ``tokens`` tokens over every layer."""
+    return 2 * model.layers * model.kv_heads * model.head_dim * KV_BYTES * tokens
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights_bytes: int
+    kv_cache_bytes: int
+    overhead_bytes: int  # per device
+    devices: int  # GPUs the model is spread over (1 on a CPU)
+    device_label: str  # "A100-40GB", "CPU RAM"
+    available_bytes: int  # per device, at the utilisation share
+    utilization: float
+    max_model_len: int
+
+    @property
+    def per_device_bytes(self) -> int:
+        return (self.weights_bytes + self.kv_cache_bytes) // self.devices + self.overhead_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.per_device_bytes <= self.available_bytes
+
+    def explain(self) -> str:
+        need = self.per_device_bytes / GIB
+        where = "per GPU" if self.device_label != "CPU RAM" else "of RAM"
+        parts = (
+            f"weights {self.weights_bytes / GIB / self.devices:.1f} + KV cache "
+            f"{self.kv_cache_bytes / GIB / self.devices:.1f} for {self.max_model_len} tokens + overhead "
+            f"{self.overhead_bytes / GIB:.1f}"
+        )
+        devices = f"{self.devices}x {self.device_label}" if self.device_label != "CPU RAM" else "this host"
+        return (
+            f"needs {need:.1f} GiB {where} ({parts}); {devices} gives {self.available_bytes / GIB:.1f} GiB "
+            f"at {self.utilization:.0%} utilisation"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "weights_gib": round(self.weights_bytes / GIB, 2),
+            "kv_cache_gib": round(self.kv_cache_bytes / GIB, 2),
+            "overhead_gib_per_device": round(self.overhead_bytes / GIB, 2),
+            "devices": self.devices,
+            "needed_gib_per_device": round(self.per_device_bytes / GIB, 2),
+            "available_gib_per_device": round(self.available_bytes / GIB, 2),
+            "utilization": self.utilization,
+            "fits": self.fits,
+        }

@@ -1,0 +1,627 @@
+"""The planner: a model and a host in, one engine combination out, with reasons.
+
+Every engine is examined, in the matrix's preference order for the host's
+accelerator: its variants (OS, CPU architecture, compute capability), its version
+(the floor, known-good pins, known-bad ranges), the model's artifacts (formats and
+quantization methods it loads), the dtype the GPU supports, and memory (weights + KV
+cache for the context at the utilisation share) giving the smallest tensor-parallel
+size that fits. The first viable engine wins; every other one is reported with why.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from packaging.version import InvalidVersion, Version
+
+from envman.errors import TargetError, UsageError
+from envman.hardware.host import GIB, Host
+from envman.matrix.schema import (
+    Accelerator,
+    Artifact,
+    Engine,
+    Format,
+    Matrix,
+    Model,
+    Support,
+    Variant,
+)
+from envman.plan.memory import MemoryEstimate, kv_cache_bytes, weight_bytes
+from envman.plan.result import Plan, Rejection
+
+TP_SIZES = (1, 2, 4, 8, 16)
+FALLBACK_CONTEXTS = (8192, 4096, 2048)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    model: str
+    engine: str | None = None
+    version: str | None = None
+    format: str | None = None  # "gguf" or "gguf:Q4_K_M"
+    max_model_len: int | None = None
+    tensor_parallel_size: int | None = None
+    memory_utilization: float | None = None
+    trust_remote_code: bool = False
+    force: bool = False
+    host_address: str = "127.0.0.1"
+    port: int = 8000
+    served_model_name: str | None = None
+    model_path: str | None = None
+    api_key: str | None = None
+    extra_args: tuple[str, ...] = ()
+
+
+def resolve_model(matrix: Matrix, name: str) -> Model:
+    """A catalog model by name, alias or hub repo id; unknown names get the closest ones."""
+    wanted = name.strip()
+    lowered = wanted.lower()
+    for model in matrix.models.values():
+        if model.name.lower() == lowered or lowered in (a.lower() for a in model.aliases):
+            return model
+    for model in matrix.models.values():
+        if any(a.repo.lower() == lowered for a in model.artifacts if not a.local_only):
+            return model
+    names = sorted(matrix.models)
+    close = difflib.get_close_matches(lowered, [n.lower() for n in names], n=3, cutoff=0.5)
+    hint = f"did you mean: {', '.join(close)}? " if close else ""
+    raise UsageError(f"unknown model {name!r}", hint=f"{hint}`envman models` lists the catalog")
+
+
+def _check_engine_name(matrix: Matrix, engine: str) -> None:
+    if engine not in matrix.engines:
+        close = difflib.get_close_matches(engine, list(matrix.engines), n=2)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise UsageError(f"unknown engine {engine!r}", hint=f"{hint}engines: {', '.join(matrix.engines)}")
+
+
+def _parse_format(text: str | None) -> tuple[Format | None, str | None]:
+    if not text:
+        return None, None
+    fmt_text, _, quant = text.partition(":")
+    try:
+        fmt = Format(fmt_text.lower())
+    except ValueError:
+        raise UsageError(
+            f"unknown format {fmt_text!r}",
+            hint=f"formats: {', '.join(f.value for f in Format)} (GGUF with a quantization: gguf:Q4_K_M)",
+        ) from None
+    return fmt, quant or None
+
+
+@dataclass
+class _Candidate:
+    """A viable (or, under --force, softly blocked) combination of one engine."""
+
+    plan: Plan
+    soft_reasons: list[str] = field(default_factory=list)
+
+
+class Planner:
+    def __init__(self, matrix: Matrix, host: Host) -> None:
+        self.matrix = matrix
+        self.host = host
+
+    # -- the entry point ---------------------------------------------------------
+
+    def plan(self, request: PlanRequest) -> Plan:
+        model = resolve_model(self.matrix, request.model)
+        if request.engine:
+            _check_engine_name(self.matrix, request.engine)
+        if request.version:
+            if not request.engine:
+                raise UsageError("--version needs --engine", hint="e.g. --engine vllm --version 0.8.5")
+            try:
+                Version(request.version)
+            except InvalidVersion:
+                raise UsageError(f"{request.version!r} is not a version", hint="e.g. --version 0.8.5") from None
+        fmt, quant = _parse_format(request.format)
+        if fmt is not None and not any(
+            a.format is fmt and (quant is None or a.quantization == quant) for a in model.artifacts
+        ):
+            offered = ", ".join(a.label for a in model.artifacts)
+            raise UsageError(f"{model.name} has no {request.format} weights", hint=f"it comes as: {offered}")
+        if request.max_model_len is not None and request.max_model_len > model.max_context:
+            raise UsageError(
+                f"--max-model-len {request.max_model_len} exceeds {model.name}'s maximum context {model.max_context}",
+                hint=f"use --max-model-len {model.max_context} or less",
+            )
+        if request.memory_utilization is not None and not 0.05 <= request.memory_utilization <= 1.0:
+            raise UsageError("--gpu-memory-utilization must be between 0.05 and 1.0")
+
+        rejected: list[Rejection] = []
+        viable: list[_Candidate] = []
+        forced: list[_Candidate] = []
+        for engine in self._engine_order():
+            if request.engine and engine.name != request.engine:
+                continue
+            found = self._examine_engine(engine, model, request, rejected)
+            if found is None:
+                continue
+            (viable if not found.soft_reasons else forced).append(found)
+
+        if viable:
+            chosen = viable[0]
+        elif request.force and forced:
+            chosen = forced[0]
+        else:
+            raise self._no_plan(model, request, rejected, forced)
+        for other in viable + forced:
+            if other is chosen:
+                continue
+            p = other.plan
+            why = (
+                f"also viable ({p.artifact.label}, {p.engine} {p.engine_version} {p.variant.name}) but {chosen.plan.engine}"
+                f" comes first for {self.host.accelerator.value} hosts"
+                if not other.soft_reasons
+                else "; ".join(other.soft_reasons)
+            )
+            rejected.append(Rejection(p.engine, str(p.engine_version), p.variant.name, p.artifact.label, why))
+        order = {name: i for i, name in enumerate(self.matrix.engines)}
+        rejected.sort(key=lambda r: order.get(r.engine, 99))
+        plan = chosen.plan
+        return Plan(**{**plan.__dict__, "rejected": tuple(rejected), "forced": tuple(chosen.soft_reasons)})
+
+    # -- engines, variants, versions ----------------------------------------------
+
+    def _engine_order(self) -> list[Engine]:
+        preferred = self.matrix.planner.preference.get(self.host.accelerator, ())
+        names = list(preferred) + [n for n in self.matrix.engines if n not in preferred]
+        return [self.matrix.engines[n] for n in names]
+
+    def _examine_engine(
+        self, engine: Engine, model: Model, request: PlanRequest, rejected: list[Rejection]
+    ) -> _Candidate | None:
+        def reject(reason: str, version: str | None = None, variant: str | None = None, fmt: str | None = None) -> None:
+            rejected.append(Rejection(engine.name, version, variant, fmt, reason))
+
+        support = self.matrix.support(model.family, engine.name)
+        if support is None or (support.min_version is None and not request.force):
+            reject(f"{engine.name} has no recorded support for the {model.family} family in matrix.toml")
+            return None
+        variants = self._usable_variants(engine, reject)
+        if not variants:
+            return None
+        soft_candidates: list[_Candidate] = []
+        for variant in variants:
+            for version, version_soft in self._versions(engine, support, variant, request, reject):
+                found = self._examine_artifacts(engine, support, variant, version, model, request, rejected)
+                if found is None:
+                    continue
+                found.soft_reasons = version_soft + found.soft_reasons
+                if not found.soft_reasons:
+                    return found
+                soft_candidates.append(found)
+                if request.version:
+                    break
+        if soft_candidates:
+            best = soft_candidates[0]
+            for reason in best.soft_reasons:
+                rejected.append(
+                    Rejection(
+                        engine.name,
+                        str(best.plan.engine_version),
+                        best.plan.variant.name,
+                        best.plan.artifact.label,
+                        reason,
+                        soft=True,
+                    )
+                )
+            return best
+        return None
+
+    def _usable_variants(self, engine: Engine, reject: object) -> list[Variant]:
+        host = self.host
+        usable = []
+        for variant in engine.variants.values():
+            why = None
+            if variant.accelerator is not host.accelerator:
+                why = f"{variant.accelerator.value} build; the target is a {host.accelerator.value} host ({host.describe()})"
+            elif host.os not in variant.os:
+                why = f"no {host.os} build (builds for {', '.join(variant.os)})"
+            elif host.arch not in variant.arch:
+                why = f"no {host.arch} build (builds for {', '.join(variant.arch)})"
+            elif (
+                variant.min_compute_capability is not None
+                and host.min_compute_capability is not None
+                and host.min_compute_capability < variant.min_compute_capability
+            ):
+                why = (
+                    f"needs compute capability {variant.min_compute_capability}; "
+                    f"{host.gpus[0].name} has {host.min_compute_capability}"
+                )
+            if why is None:
+                usable.append(variant)
+            else:
+                reject(f"variant {variant.name}: {why}", None, variant.name)  # type: ignore[operator]
+        return usable
+
+    def _versions(
+        self, engine: Engine, support: Support, variant: Variant, request: PlanRequest, reject: object
+    ) -> Iterator[tuple[Version, list[str]]]:
+        floor = support.min_version
+        if request.version:
+            version = Version(request.version)
+            if variant.versions and version not in variant.versions:
+                reject(  # type: ignore[operator]
+                    f"{variant.package} has no release {version} (it exists for {variant.versions})",
+                    str(version),
+                    variant.name,
+                )
+                return
+            limit = self._limit(variant, version)
+            if limit:
+                reject(limit, str(version), variant.name)  # type: ignore[operator]
+                return
+            soft: list[str] = []
+            if floor is None:
+                soft.append(f"{engine.name} has no release known to support {support.family}")
+            elif version < floor:
+                soft.append(
+                    f"{engine.name} {version} cannot run {support.family}: the architecture was added in "
+                    f"{engine.name} {floor} ({support.evidence}). Use {engine.name}>={floor}"
+                    + (f" (known good: {support.known_good[-1]})" if support.known_good else "")
+                )
+            yield version, soft
+            return
+        candidates = [(v, "") for v in reversed(support.known_good)]
+        if not candidates and floor is not None:
+            note = f"known good for {engine.name} ({engine.known_good_evidence}), not yet smoke-tested with {support.family}"
+            candidates = [(v, note) for v in reversed(engine.known_good) if v >= floor]
+        candidates = [(v, n) for v, n in candidates if not variant.versions or v in variant.versions]
+        if not candidates:
+            reject(  # type: ignore[operator]
+                f"no known-good {engine.name} version for {support.family} ({variant.name}) in matrix.toml; "
+                f"pass --version V (floor {floor})",
+                None,
+                variant.name,
+            )
+            return
+        for version, note in candidates:
+            limit = self._limit(variant, version)
+            if limit:
+                reject(limit, str(version), variant.name)  # type: ignore[operator]
+                continue
+            if note:
+                self._pending_note = note
+            yield version, []
+
+    def _limit(self, variant: Variant, version: Version) -> str | None:
+        """Why this release of the variant cannot run on the host's GPUs, if it cannot."""
+        cc = self.host.min_compute_capability
+        for limit in variant.limits:
+            if cc is not None and version in limit.versions and cc < limit.min_compute_capability:
+                return f"needs compute capability {limit.min_compute_capability}, {self.host.gpus[0].name} has {cc}: {limit.reason}"
+        return None
+
+    # -- artifacts, dtype, memory ---------------------------------------------------
+
+    def _examine_artifacts(
+        self,
+        engine: Engine,
+        support: Support,
+        variant: Variant,
+        version: Version,
+        model: Model,
+        request: PlanRequest,
+        rejected: list[Rejection],
+    ) -> _Candidate | None:
+        want_fmt, want_quant = _parse_format(request.format)
+        prefs = self.matrix.planner.format_preference
+        artifacts = sorted(
+            model.artifacts, key=lambda a: prefs.index(a.format) if a.format in prefs else len(prefs)
+        )
+        soft_fallback: _Candidate | None = None
+        unloadable: set[Format] = set()
+        for artifact in artifacts:
+            if want_fmt is not None and (
+                artifact.format is not want_fmt or (want_quant and artifact.quantization != want_quant)
+            ):
+                continue
+
+            def reject(reason: str, soft: bool = False, artifact: Artifact = artifact) -> None:
+                rejected.append(Rejection(engine.name, str(version), variant.name, artifact.label, reason, soft))
+
+            if artifact.format not in engine.formats:
+                if artifact.format not in unloadable:  # one line per format, not per file
+                    unloadable.add(artifact.format)
+                    reject(f"{engine.name} does not load {artifact.format.value} weights")
+                continue
+            if support.formats and artifact.format not in support.formats:
+                reject(f"{artifact.format.value} weights of {model.family} are not supported by {engine.name}")
+                continue
+            methods = engine.quant_methods.get(artifact.format)
+            if artifact.quant_method and methods and artifact.quant_method not in methods:
+                producer = f" (made by {artifact.producer})" if artifact.producer else ""
+                reject(
+                    f"{engine.name} does not recognise quant_method {artifact.quant_method!r}{producer}; "
+                    f"it loads {', '.join(methods)} for {artifact.format.value}"
+                )
+                continue
+            soft: list[str] = []
+            for bad in support.known_bad:
+                if bad.applies(version, artifact.format):
+                    fixed = f"; fixed in {bad.fixed_in}" if bad.fixed_in else ""
+                    soft.append(f"known bad: {bad.reason} (error: {bad.error}){fixed}")
+            if soft and not request.version and not request.force:
+                for reason in soft:
+                    reject(reason, soft=True)
+                continue
+            spec = self.matrix.quant_spec(artifact.format, artifact.quantization)
+            host_cc = self.host.min_compute_capability
+            if (
+                self.host.accelerator is Accelerator.CUDA
+                and spec is not None
+                and spec.min_compute_capability is not None
+                and host_cc is not None
+                and host_cc < spec.min_compute_capability
+            ):
+                reject(
+                    f"{artifact.format.value} needs compute capability {spec.min_compute_capability}; "
+                    f"{self.host.gpus[0].name} has {host_cc} ({spec.note})"
+                )
+                continue
+            dtype, dtype_notes = self._dtype(artifact)
+            candidate = self._fit(engine, support, variant, version, model, artifact, dtype, request)
+            if isinstance(candidate, str):
+                soft.append(candidate)
+                reject(candidate, soft=True)
+                if soft_fallback is None and request.force:
+                    forced_plan = self._fit(engine, support, variant, version, model, artifact, dtype, request, True)
+                    assert not isinstance(forced_plan, str)
+                    soft_fallback = _Candidate(forced_plan, soft)
+                continue
+            notes = list(candidate.notes)
+            notes[1:1] = dtype_notes
+            plan = Plan(**{**candidate.__dict__, "notes": tuple(notes)})
+            result = _Candidate(plan, soft)
+            if not soft:
+                return result
+            if soft_fallback is None:
+                soft_fallback = result
+        return soft_fallback
+
+    def _dtype(self, artifact: Artifact) -> tuple[str | None, list[str]]:
+        if artifact.format in (Format.GGUF, Format.MLX):
+            return None, []
+        want = "float16" if artifact.format in (Format.AWQ, Format.GPTQ) else (artifact.dtype or "bfloat16")
+        rule = self.matrix.dtypes.get(want)
+        host = self.host
+        if rule is None:
+            return want, []
+        cc = host.min_compute_capability
+        if host.accelerator is Accelerator.CUDA and rule.min_compute_capability and cc is not None:
+            if cc < rule.min_compute_capability and rule.fallback:
+                return rule.fallback, [
+                    f"dtype {rule.fallback}: {want} needs compute capability {rule.min_compute_capability}, "
+                    f"{host.gpus[0].name} has {cc}"
+                ]
+        if host.accelerator is Accelerator.CPU and rule.cpu_flag and rule.cpu_flag not in host.cpu.flags:
+            return "float32", [f"dtype float32: this CPU lacks {rule.cpu_flag}, so {want} would be emulated"]
+        return want, [f"dtype {want}"]
+
+    def _fit(
+        self,
+        engine: Engine,
+        support: Support,
+        variant: Variant,
+        version: Version,
+        model: Model,
+        artifact: Artifact,
+        dtype: str | None,
+        request: PlanRequest,
+        force: bool = False,
+    ) -> Plan | str:
+        """The plan with the longest planned context and smallest TP that fits, or why none does."""
+        host = self.host
+        planner = self.matrix.planner
+        dtype_bytes = self.matrix.dtypes[dtype].bytes if dtype in self.matrix.dtypes else 2.0
+        weights = weight_bytes(model, artifact, dtype_bytes, self.matrix)
+        overhead = int(planner.overhead_gib * GIB)
+        base = min(planner.default_max_model_len, model.max_context)
+        if request.max_model_len:
+            contexts = [request.max_model_len]
+        else:
+            contexts = [base] + [c for c in FALLBACK_CONTEXTS if c < base]
+        if host.accelerator is Accelerator.CUDA:
+            utilization = request.memory_utilization or planner.gpu_memory_utilization
+            gpu_count = len(host.gpus)
+            label = host.gpus[0].name
+            per_device = host.gpu_memory_bytes
+            if engine.tensor_parallel:
+                if request.tensor_parallel_size:
+                    sizes = [request.tensor_parallel_size]
+                    if request.tensor_parallel_size > gpu_count:
+                        return f"--tensor-parallel-size {request.tensor_parallel_size} needs that many GPUs; the target has {gpu_count}"
+                    if model.attention_heads % request.tensor_parallel_size:
+                        return (
+                            f"tensor-parallel size {request.tensor_parallel_size} does not divide "
+                            f"{model.attention_heads} attention heads"
+                        )
+                else:
+                    sizes = [n for n in TP_SIZES if n <= gpu_count and model.attention_heads % n == 0]
+                layouts = [(n, n, per_device) for n in sizes]  # (tp, devices, bytes per device)
+            else:
+                # llama.cpp and transformers split layers over every GPU (no tensor parallelism).
+                layouts = [(1, gpu_count, per_device)]
+        else:
+            utilization = request.memory_utilization or planner.cpu_memory_utilization
+            label = "CPU RAM"
+            layouts = [(1, 1, host.cpu.memory_total_bytes)]
+        last: MemoryEstimate | None = None
+        for tokens in contexts:
+            for tp, devices, device_bytes in layouts:
+                estimate = MemoryEstimate(
+                    weights_bytes=weights,
+                    kv_cache_bytes=kv_cache_bytes(model, tokens),
+                    overhead_bytes=overhead,
+                    devices=devices,
+                    device_label=label,
+                    available_bytes=int(device_bytes * utilization),
+                    utilization=utilization,
+                    max_model_len=tokens,
+                )
+                if last is None or (tokens == contexts[0]):
+                    last = estimate
+                if estimate.fits:
+                    return self._make_plan(
+                        engine, support, variant, version, model, artifact, dtype, tp, estimate, request, contexts[0]
+                    )
+        assert last is not None
+        if force:
+            tp, devices, _ = layouts[-1]
+            return self._make_plan(
+                engine, support, variant, version, model, artifact, dtype, tp, last, request, contexts[0]
+            )
+        return f"does not fit: {last.explain()}" + self._more_gpus_hint(model, weights, overhead, contexts[0], layouts)
+
+    def _more_gpus_hint(
+        self, model: Model, weights: int, overhead: int, tokens: int, layouts: list[tuple[int, int, int]]
+    ) -> str:
+        if self.host.accelerator is not Accelerator.CUDA or not layouts:
+            return ""
+        tp_engine = len(layouts) > 1 or layouts[0][0] > 1 or len(self.host.gpus) == 1
+        per_device = self.host.gpu_memory_bytes * (
+            self.matrix.planner.gpu_memory_utilization
+        )
+        for n in TP_SIZES:
+            if n <= len(self.host.gpus) or model.attention_heads % n:
+                continue
+            need = (weights + kv_cache_bytes(model, tokens)) / n + overhead
+            if need <= per_device:
+                what = f"tensor_parallel_size {n}" if tp_engine else f"{n} GPUs"
+                return f"; {n}x {self.host.gpus[0].name} would fit ({what})"
+        return ""
+
+    def _make_plan(
+        self,
+        engine: Engine,
+        support: Support,
+        variant: Variant,
+        version: Version,
+        model: Model,
+        artifact: Artifact,
+        dtype: str | None,
+        tp: int,
+        estimate: MemoryEstimate,
+        request: PlanRequest,
+        wanted_context: int,
+    ) -> Plan:
+        from envman.engines import LaunchSpec, adapter_for
+
+        planner = self.matrix.planner
+        env: dict[str, str] = {}
+        args: list[str] = []
+        notes: list[str] = []
+        for rule in engine.rules:
+            if rule.applies(version, artifact.format):
+                env.update(rule.env)
+                args.extend(rule.args)
+                notes.append(f"{' '.join(rule.args) or rule.env}: {rule.reason}")
+        env.update(support.env)
+        args.extend(support.args)
+        args.extend(request.extra_args)
+        why_version = (
+            "known good for " + model.family
+            if version in support.known_good
+            else ("requested" if request.version else "known good for the engine")
+        )
+        notes.insert(0, f"{engine.name} {version} ({why_version}; floor {support.min_version})")
+        if estimate.max_model_len < wanted_context:
+            notes.append(f"max_model_len {estimate.max_model_len}: reduced from {wanted_context} to fit")
+        pending = getattr(self, "_pending_note", None)
+        if pending and version not in support.known_good:
+            notes.append(pending)
+        warnings: list[str] = []
+        if model.trust_remote_code and not request.trust_remote_code:
+            warnings.append(
+                f"{model.name} ships its own modelling code; review it and pass --trust-remote-code to run it"
+            )
+        if self.host.accelerator is Accelerator.CUDA:
+            utilization = estimate.utilization
+        else:
+            # vLLM's CPU build reads --gpu-memory-utilization as a share of RAM; ask for what is needed.
+            need = estimate.per_device_bytes / max(1, self.host.cpu.memory_total_bytes)
+            utilization = round(min(estimate.utilization, max(0.3, need + 0.05)), 2)
+        served = request.served_model_name or model.name
+        model_path = request.model_path or (
+            f"{artifact.repo}/{artifact.file}" if artifact.format is Format.GGUF and artifact.file else artifact.repo
+        )
+        launch = adapter_for(engine.name).launch(
+            LaunchSpec(
+                model_path=model_path,
+                served_model_name=served,
+                host=request.host_address,
+                port=request.port,
+                accelerator=self.host.accelerator,
+                dtype=dtype,
+                tensor_parallel_size=tp,
+                max_model_len=estimate.max_model_len,
+                memory_utilization=utilization,
+                max_num_batched_tokens=planner.max_num_batched_tokens,
+                kv_cache_gib=estimate.kv_cache_bytes / GIB,
+                trust_remote_code=request.trust_remote_code,
+                api_key=request.api_key,
+                extra_args=tuple(args),
+                env=env,
+            )
+        )
+        integrations = tuple(
+            {"tool": i.tool, "versions": str(i.versions), "env": dict(i.env), "reason": i.reason}
+            for i in self.matrix.integrations
+            if i.engine == engine.name
+        )
+        if tp > 1:
+            notes.append(f"tensor_parallel_size {tp}: the smallest split that fits")
+        notes.append(f"memory: {estimate.explain()}")
+        host_text = "localhost" if request.host_address in ("127.0.0.1", "0.0.0.0") else request.host_address
+        return Plan(
+            model=model,
+            engine=engine.name,
+            engine_version=version,
+            variant=variant,
+            artifact=artifact,
+            dtype=dtype,
+            tensor_parallel_size=tp,
+            max_model_len=estimate.max_model_len,
+            memory_utilization=utilization,
+            memory=estimate,
+            host=self.host,
+            env=launch.env,
+            command=launch.argv,
+            ready_path=launch.ready_path,
+            url=f"http://{host_text}:{request.port}/v1",
+            served_model_name=served,
+            notes=tuple(notes),
+            warnings=tuple(warnings),
+            integrations=integrations,
+        )
+
+    # -- failure -----------------------------------------------------------------
+
+    def _no_plan(
+        self, model: Model, request: PlanRequest, rejected: list[Rejection], forced: list[_Candidate]
+    ) -> TargetError:
+        by_engine: dict[str, list[str]] = {}
+        for r in rejected:
+            where = " ".join(x for x in (r.version, r.variant, r.format) if x)
+            by_engine.setdefault(r.engine, []).append(f"{where}: {r.reason}" if where else r.reason)
+        lines = []
+        for engine, reasons in by_engine.items():
+            lines.append(f"{engine}:")
+            lines.extend(f"  - {reason}" for reason in dict.fromkeys(reasons))
+        scope = f" with --engine {request.engine}" if request.engine else ""
+        hint = "--force overrides floors, known-bad versions and memory limits" if forced else None
+        if not hint:
+            hint = "try another --hardware, --format, or a smaller model; `envman models` lists the catalog"
+        error = TargetError(
+            f"nothing can serve {model.name} on {self.host.describe()}{scope}:\n" + "\n".join(lines), hint=hint
+        )
+        error.rejected = rejected  # type: ignore[attr-defined]
+        return error
+
+
+def plan(matrix: Matrix, host: Host, request: PlanRequest) -> Plan:
+    return Planner(matrix, host).plan(request)

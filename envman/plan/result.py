@@ -1,0 +1,94 @@
+"""What the planner decides: one combination, with its reasons and rejections."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.version import Version
+
+from envman.hardware.host import Host
+from envman.matrix.schema import Artifact, Model, Variant
+from envman.plan.memory import MemoryEstimate
+
+
+@dataclass(frozen=True)
+class Rejection:
+    engine: str
+    version: str | None
+    variant: str | None
+    format: str | None
+    reason: str
+    soft: bool = False  # --force may override it (floor, known-bad, memory)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "version": self.version,
+            "variant": self.variant,
+            "format": self.format,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: Model
+    engine: str
+    engine_version: Version
+    variant: Variant
+    artifact: Artifact
+    dtype: str | None
+    tensor_parallel_size: int
+    max_model_len: int
+    memory_utilization: float
+    memory: MemoryEstimate
+    host: Host
+    env: Mapping[str, str]
+    command: tuple[str, ...]
+    ready_path: str
+    url: str
+    served_model_name: str
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    rejected: tuple[Rejection, ...] = ()
+    integrations: tuple[dict[str, Any], ...] = ()
+    forced: tuple[str, ...] = field(default=())  # reasons --force overrode
+
+    @property
+    def family(self) -> str:
+        return self.model.family
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model.name,
+            "family": self.family,
+            "engine": self.engine,
+            "engine_version": str(self.engine_version),
+            "variant": self.variant.name,
+            "package": self.variant.package,
+            "format": self.artifact.format.value,
+            "quantization": self.artifact.quantization,
+            "dtype": self.dtype,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "max_model_len": self.max_model_len,
+            "memory_utilization": self.memory_utilization,
+            "weights": {
+                "repo": self.artifact.repo,
+                "file": self.artifact.file,
+                "quant_method": self.artifact.quant_method,
+                "local_only": self.artifact.local_only,
+            },
+            "hardware": self.host.source if self.host.source != "detected" else "detected: " + self.host.describe(),
+            "memory": self.memory.to_json(),
+            "served_model_name": self.served_model_name,
+            "url": self.url,
+            "env": dict(self.env),
+            "command": list(self.command),
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+            "forced": list(self.forced),
+            "integrations": list(self.integrations),
+            "rejected": [r.to_json() for r in self.rejected],
+        }
