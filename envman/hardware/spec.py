@@ -1,0 +1,151 @@
+"""Hosts named on the command line (``--hardware``) and GPU names matched to the GPU table.
+
+Grammar (case-insensitive)::
+
+    cpu                 a CPU-only Linux x86_64 host
+    cpu:SIZE            ... with SIZE of RAM: 64GB, 64GiB, 64G, 64, 1.5TB (G and T units
+                        are both read as binary, GiB and TiB)
+    NAME                one GPU from the table, by name or alias: H100, RTX4090, A100-80GB
+    NAMExN              N of them: A100-40GBx2, H100x8
+
+Such a host is Linux x86_64 with a notional CPU, since the CPU of a GPU box rarely decides
+a plan and the flag cannot say it: ``DEFAULT_CORES`` cores, the x86-64-v3 flags every
+datacenter CPU of the last decade has (no AVX-512 assumed), and RAM of at least
+``DEFAULT_MEMORY_BYTES``, and no less than the GPUs' memory together (weights are staged
+through host memory when they load). The driver, CUDA and glibc versions are unknown (None).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+
+from envman.errors import UsageError
+from envman.hardware.host import GIB, Cpu, Gpu, Host
+from envman.matrix.schema import GpuSpec
+
+GRAMMAR = (
+    "--hardware takes 'cpu', 'cpu:SIZE' (cpu:64GB) or a GPU with an optional count, "
+    "NAME or NAMExN (RTX4090, A100-80GBx2, H100x8)"
+)
+DEFAULT_CORES = 16
+DEFAULT_MEMORY_BYTES = 64 * GIB
+# x86-64-v3: what CPU wheels of the engines need, and what every server CPU since 2015 has.
+NOTIONAL_CPU_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"})
+
+# A count this large is not a GPU count: "RTX9999" is a name, not 9999 of "RT".
+_MAX_PLAUSIBLE_COUNT = 64
+_VENDOR_WORDS = ("nvidia", "tesla", "geforce")
+_UNITS = {"": GIB, "g": GIB, "gb": GIB, "gib": GIB, "t": 1024 * GIB, "tb": 1024 * GIB, "tib": 1024 * GIB}
+_SIZE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]*)", re.IGNORECASE)
+_COUNT = re.compile(r"(?P<name>.*)x(?P<count>\d+)", re.IGNORECASE)
+
+
+def parse_hardware(text: str, gpu_table: Mapping[str, GpuSpec]) -> Host:
+    spec = text.strip()
+    if not spec:
+        raise UsageError("--hardware is empty", hint=GRAMMAR)
+    if spec.casefold() == "cpu" or spec.casefold().startswith("cpu:"):
+        return _cpu_host(spec)
+    name, count = _split_count(spec, gpu_table)
+    gpu = _resolve(name, spec, gpu_table)
+    if count < 1:
+        raise UsageError(f"GPU count must be at least 1 in --hardware '{spec}'", hint=GRAMMAR)
+    memory = round(gpu.memory_gib * GIB)
+    ram = max(DEFAULT_MEMORY_BYTES, memory * count)
+    return Host(
+        os="linux",
+        arch="x86_64",
+        cpu=_notional_cpu(ram),
+        gpus=tuple(
+            Gpu(name=gpu.name, compute_capability=gpu.compute_capability, memory_total_bytes=memory)
+            for _ in range(count)
+        ),
+        source=spec,
+        notes=(_assumed_note(spec, ram),),
+    )
+
+
+def match_gpu(name: str, gpu_table: Mapping[str, GpuSpec]) -> GpuSpec | None:
+    """The table entry for a GPU name (an NVML product name or a ``--hardware`` name), if one fits."""
+    found = _find(name, gpu_table)
+    return found[0] if len(found) == 1 else None
+
+
+def _cpu_host(spec: str) -> Host:
+    _, _, size = spec.partition(":")
+    ram = DEFAULT_MEMORY_BYTES if not size.strip() else _parse_size(size.strip(), spec)
+    return Host(os="linux", arch="x86_64", cpu=_notional_cpu(ram), source=spec, notes=(_assumed_note(spec, ram),))
+
+
+def _parse_size(size: str, spec: str) -> int:
+    match = _SIZE.fullmatch(size)
+    unit = _UNITS.get(match["unit"].casefold()) if match else None
+    if match is None or unit is None or float(match["number"]) <= 0:
+        raise UsageError(f"cannot read the memory size '{size}' in --hardware '{spec}'", hint=GRAMMAR)
+    return round(float(match["number"]) * unit)
+
+
+def _split_count(spec: str, gpu_table: Mapping[str, GpuSpec]) -> tuple[str, int]:
+    # Some names contain "x<digits>" themselves (RTX4090), so the whole text is tried first.
+    if _find(spec, gpu_table):
+        return spec, 1
+    match = _COUNT.fullmatch(spec)
+    if match is None:
+        return spec, 1
+    name, count = match["name"].strip(), int(match["count"])
+    if not name:
+        raise UsageError(f"no GPU name in --hardware '{spec}'", hint=GRAMMAR)
+    if count > _MAX_PLAUSIBLE_COUNT and not _find(name, gpu_table):
+        return spec, 1
+    return name, count
+
+
+def _resolve(name: str, spec: str, gpu_table: Mapping[str, GpuSpec]) -> GpuSpec:
+    found = _find(name, gpu_table)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = [gpu.name for gpu in found]
+        raise UsageError(
+            f"ambiguous GPU '{name}' in --hardware '{spec}': it could be {', '.join(names[:-1])} or {names[-1]}",
+            hint=f"name one of them: {', '.join(names)}",
+        )
+    known = sorted(gpu_table)
+    spellings = {alias.casefold(): gpu.name for gpu in gpu_table.values() for alias in (gpu.name, *gpu.aliases)}
+    closest = dict.fromkeys(
+        spellings[m] for m in difflib.get_close_matches(name.casefold(), spellings, n=6, cutoff=0.5)
+    )
+    hint = f"known GPUs: {', '.join(known)}"
+    if closest:
+        hint += f" (closest: {', '.join(list(closest)[:3])})"
+    raise UsageError(f"unknown GPU '{name}' in --hardware '{spec}'", hint=hint)
+
+
+def _find(name: str, gpu_table: Mapping[str, GpuSpec]) -> list[GpuSpec]:
+    """Entries whose name or an alias equals ``name`` (ignoring case, spaces, hyphens and the
+    vendor words), or failing that, entries it is a word-prefix of ("A100" → A100-40GB, A100-80GB)."""
+    query = _words(name)
+    if not query:
+        return []
+    spellings = [(gpu, [_words(alias) for alias in (gpu.name, *gpu.aliases)]) for gpu in gpu_table.values()]
+    exact = [gpu for gpu, words in spellings if any("".join(w) == "".join(query) for w in words)]
+    if exact:
+        return exact
+    return [gpu for gpu, words in spellings if any(w[: len(query)] == query and len(w) > len(query) for w in words)]
+
+
+def _words(name: str) -> tuple[str, ...]:
+    words = [word for word in re.split(r"[\s_-]+", name.casefold()) if word]
+    while words and words[0] in _VENDOR_WORDS:
+        words.pop(0)
+    return tuple(words)
+
+
+def _notional_cpu(memory: int) -> Cpu:
+    return Cpu(model="notional x86_64 CPU", cores=DEFAULT_CORES, memory_total_bytes=memory, flags=NOTIONAL_CPU_FLAGS)
+
+
+def _assumed_note(spec: str, ram: int) -> str:
+    return f"described by --hardware '{spec}': CPU assumed ({DEFAULT_CORES} cores, x86-64-v3, {ram / GIB:g} GiB RAM)"
