@@ -12,7 +12,9 @@ from envman.matrix.schema import Matrix
 
 MatrixOption = Annotated[
     Path | None,
-    typer.Option("--matrix", help="matrix.toml to use (default: $ENVMAN_MATRIX or the built-in one).", show_default=False),
+    typer.Option(
+        "--matrix", help="matrix.toml to use (default: $ENVMAN_MATRIX or the built-in one).", show_default=False
+    ),
 ]
 HardwareOption = Annotated[
     str | None,

@@ -51,6 +51,7 @@ def models(matrix: MatrixOption = None, json: JsonOption = False) -> None:
         formats = ", ".join(a.label for a in m.artifacts)
         size = f"{m.params_b:g}B" if m.params_b >= 0.1 else "tiny"
         out.print(
-            f"{m.name.ljust(width)}{m.family.ljust(13)}{size.rjust(7)}  {'+'.join(x.value for x in m.modalities):<11} {formats}",
+            f"{m.name.ljust(width)}{m.family.ljust(13)}{size.rjust(7)}  "
+            f"{'+'.join(x.value for x in m.modalities):<11} {formats}",
             markup=False,
         )

@@ -31,7 +31,7 @@ def plan(
     json: JsonOption = False,
 ) -> None:
     """Choose how to serve MODEL on the target hardware, and say why every alternative was rejected."""
-    from envman.plan.planner import PlanRequest, Planner
+    from envman.plan.planner import Planner, PlanRequest
 
     loaded = load(matrix)
     host = target_host(hardware, loaded)

@@ -115,9 +115,7 @@ def _loose(error: str) -> re.Pattern[str]:
 def _mentions(family: Family, text: str) -> bool:
     names = family.hf_architectures + family.gguf_architectures + family.model_types + (family.name,)
     # "gemma3" is mentioned by gemma3_mm.py but not by gemma3n: letters and digits continue a name
-    return any(
-        re.search(rf"(?<![A-Za-z0-9]){re.escape(n)}(?![A-Za-z0-9])", text, re.IGNORECASE) for n in names if n
-    )
+    return any(re.search(rf"(?<![A-Za-z0-9]){re.escape(n)}(?![A-Za-z0-9])", text, re.IGNORECASE) for n in names if n)
 
 
 def diagnose(text: str, matrix: Matrix, engine: str | None = None, family: str | None = None) -> list[Finding]:

@@ -100,19 +100,19 @@ class _Reader:
             return False
         return True
 
-    def str(self, key: str, default: Any = _MISSING) -> Any:
+    def text(self, key: str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is _MISSING:
             return default if default is not _MISSING else ""
         return value if self._type(key, value, str, "a string") else (default if default is not _MISSING else "")
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def flag(self, key: str, default: bool = False) -> bool:
         value = self._get(key, default)
         if value is _MISSING:
             return default
         return value if self._type(key, value, bool, "true or false") else default
 
-    def int(self, key: str, default: Any = _MISSING, minimum: int = 0) -> int:
+    def integer(self, key: str, default: Any = _MISSING, minimum: int = 0) -> int:
         value = self._get(key, default)
         if value is _MISSING:
             return 0
@@ -122,7 +122,7 @@ class _Reader:
             self.p.add(self.where + (key,), f"must be at least {minimum}, got {value}")
         return int(value)
 
-    def float(self, key: str, default: Any = _MISSING, low: float = 0.0, high: float | None = None) -> float:
+    def number(self, key: str, default: Any = _MISSING, low: float = 0.0, high: float | None = None) -> float:
         value = self._get(key, default)
         if value is _MISSING:
             return 0.0
@@ -175,7 +175,7 @@ class _Reader:
         return result
 
     def version(self, key: str, required: bool = False) -> Version | None:
-        text = self.str(key, _MISSING if required else None)
+        text = self.text(key, _MISSING if required else None)
         return _parse_version(self.p, self.where + (key,), text)
 
     def versions(self, key: str) -> tuple[Version, ...]:
@@ -187,7 +187,7 @@ class _Reader:
         return tuple(sorted(out))
 
     def spec(self, key: str, default: Any = _MISSING) -> SpecifierSet:
-        text = self.str(key, default)
+        text = self.text(key, default)
         try:
             return SpecifierSet(text or "")
         except InvalidSpecifier:
@@ -195,8 +195,8 @@ class _Reader:
             return SpecifierSet()
 
     def enum(self, key: str, kind: type[E], default: Any = _MISSING) -> E:
-        text = self.str(key, default)
-        return _enum(self.p, self.where + (key,), kind, text) or list(kind)[0]
+        text = self.text(key, default)
+        return _enum(self.p, self.where + (key,), kind, text) or next(iter(kind))
 
     def enums(self, key: str, kind: type[E]) -> frozenset[E]:
         out: set[E] = set()
@@ -258,26 +258,26 @@ def _variant(engine: str, name: str, r: _Reader) -> Variant:
             VariantLimit(
                 versions=lr.spec("versions"),
                 min_compute_capability=lr.version("min_compute_capability", required=True) or Version("0"),
-                reason=lr.str("reason"),
-                evidence=lr.str("evidence"),
+                reason=lr.text("reason"),
+                evidence=lr.text("evidence"),
             )
         )
         lr.done()
     return Variant(
         name=name,
-        package=r.str("package"),
+        package=r.text("package"),
         accelerator=r.enum("accelerator", Accelerator),
         os=r.strs("os", ("linux",)),
         arch=r.strs("arch", ("x86_64", "aarch64")),
         min_compute_capability=r.version("min_compute_capability"),
-        cuda=r.str("cuda", None),
-        index_url=r.str("index_url", None),
+        cuda=r.text("cuda", None),
+        index_url=r.text("index_url", None),
         extra_index_urls=r.strs("extra_index_urls"),
         find_links=r.strs("find_links"),
         exclude=r.strs("exclude"),
         versions=r.spec("versions", ""),
         limits=tuple(limits),
-        evidence=r.str("evidence", ""),
+        evidence=r.text("evidence", ""),
     )
 
 
@@ -287,8 +287,8 @@ def _rule(r: _Reader) -> Rule:
         formats=r.enums("formats", Format),
         env=r.env("env"),
         args=r.strs("args"),
-        reason=r.str("reason"),
-        evidence=r.str("evidence"),
+        reason=r.text("reason"),
+        evidence=r.text("evidence"),
     )
 
 
@@ -310,7 +310,9 @@ def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
             p.add(where, f"expected a date (YYYY-MM-DD), got {date!r}")
             continue
         releases[version] = text
-    variants = _each(p, r.table("variants", required=True), r.where + ("variants",), lambda n, vr: _variant(name, n, vr))
+    variants = _each(
+        p, r.table("variants", required=True), r.where + ("variants",), lambda n, vr: _variant(name, n, vr)
+    )
     if not variants:
         p.add(r.where + ("variants",), "an engine needs at least one variant")
     rules = []
@@ -320,18 +322,18 @@ def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
         rr.done()
     return Engine(
         name=name,
-        description=r.str("description"),
-        package=r.str("package"),
-        probe=r.str("probe"),
+        description=r.text("description"),
+        package=r.text("package"),
+        probe=r.text("probe"),
         formats=r.enums("formats", Format),
-        tensor_parallel=r.bool("tensor_parallel"),
+        tensor_parallel=r.flag("tensor_parallel"),
         quant_methods=quant_methods,
         variants=variants,
         rules=tuple(rules),
         releases=releases,
         known_good=r.versions("known_good"),
-        known_good_evidence=r.str("known_good_evidence", ""),
-        homepage=r.str("homepage", ""),
+        known_good_evidence=r.text("known_good_evidence", ""),
+        homepage=r.text("homepage", ""),
     )
 
 
@@ -339,10 +341,10 @@ def _known_bad(r: _Reader) -> KnownBad:
     return KnownBad(
         versions=r.spec("versions"),
         formats=r.enums("formats", Format),
-        reason=r.str("reason"),
-        error=r.str("error", ""),
+        reason=r.text("reason"),
+        error=r.text("error", ""),
         fixed_in=r.version("fixed_in"),
-        evidence=r.str("evidence"),
+        evidence=r.text("evidence"),
     )
 
 
@@ -353,7 +355,7 @@ def _support(p: _Problems, family: str, engine: str, r: _Reader) -> Support:
         bad.append(_known_bad(br))
         br.done()
     min_version = r.version("min_version")
-    evidence = r.str("evidence", "")
+    evidence = r.text("evidence", "")
     if min_version is not None and not evidence:
         p.add(r.where + ("evidence",), "a min_version needs its evidence (release + file, or a smoke run)")
     known_good = r.versions("known_good")
@@ -370,7 +372,7 @@ def _support(p: _Problems, family: str, engine: str, r: _Reader) -> Support:
         known_bad=tuple(bad),
         env=r.env("env"),
         args=r.strs("args"),
-        note=r.str("note", ""),
+        note=r.text("note", ""),
     )
 
 
@@ -392,7 +394,7 @@ def _family(p: _Problems, name: str, r: _Reader, engines: Mapping[str, Engine]) 
         sr.done()
     return Family(
         name=name,
-        description=r.str("description", ""),
+        description=r.text("description", ""),
         hf_architectures=r.strs("hf_architectures"),
         gguf_architectures=r.strs("gguf_architectures"),
         model_types=r.strs("model_types"),
@@ -403,18 +405,18 @@ def _family(p: _Problems, name: str, r: _Reader, engines: Mapping[str, Engine]) 
 def _artifact(r: _Reader) -> Artifact:
     return Artifact(
         format=r.enum("format", Format),
-        repo=r.str("repo"),
-        quantization=r.str("quantization", None),
-        quant_method=r.str("quant_method", None),
-        file=r.str("file", None),
-        dtype=r.str("dtype", None),
-        producer=r.str("producer", None),
-        local_only=r.bool("local_only"),
+        repo=r.text("repo"),
+        quantization=r.text("quantization", None),
+        quant_method=r.text("quant_method", None),
+        file=r.text("file", None),
+        dtype=r.text("dtype", None),
+        producer=r.text("producer", None),
+        local_only=r.flag("local_only"),
     )
 
 
 def _model(p: _Problems, name: str, r: _Reader, families: Mapping[str, Family]) -> Model:
-    family = r.str("family")
+    family = r.text("family")
     if family and family not in families:
         import difflib
 
@@ -427,30 +429,30 @@ def _model(p: _Problems, name: str, r: _Reader, families: Mapping[str, Family]) 
         ar.done()
     if not artifacts:
         p.add(r.where + ("artifacts",), "a model needs at least one artifact")
-    params = r.float("params_b", low=0.0)
-    heads = r.int("attention_heads", minimum=1)
-    kv_heads = r.int("kv_heads", minimum=1)
+    params = r.number("params_b", low=0.0)
+    heads = r.integer("attention_heads", minimum=1)
+    kv_heads = r.integer("kv_heads", minimum=1)
     if heads and kv_heads and heads % kv_heads:
         p.add(r.where + ("kv_heads",), f"{kv_heads} does not divide attention_heads {heads}")
     modalities = r.enums("modalities", Modality)
     return Model(
         name=name,
         family=family,
-        hf_architecture=r.str("hf_architecture"),
+        hf_architecture=r.text("hf_architecture"),
         params_b=params,
-        active_params_b=r.float("active_params_b", params, low=0.0),
-        layers=r.int("layers", minimum=1),
-        hidden_size=r.int("hidden_size", minimum=1),
+        active_params_b=r.number("active_params_b", params, low=0.0),
+        layers=r.integer("layers", minimum=1),
+        hidden_size=r.integer("hidden_size", minimum=1),
         attention_heads=heads,
         kv_heads=kv_heads,
-        head_dim=r.int("head_dim", minimum=1),
-        vocab_size=r.int("vocab_size", minimum=1),
-        max_context=r.int("max_context", minimum=1),
+        head_dim=r.integer("head_dim", minimum=1),
+        vocab_size=r.integer("vocab_size", minimum=1),
+        max_context=r.integer("max_context", minimum=1),
         modalities=tuple(sorted(modalities, key=list(Modality).index)),
         artifacts=tuple(artifacts),
-        trust_remote_code=r.bool("trust_remote_code"),
-        smoke=r.bool("smoke"),
-        evidence=r.str("evidence", ""),
+        trust_remote_code=r.flag("trust_remote_code"),
+        smoke=r.flag("smoke"),
+        evidence=r.text("evidence", ""),
         aliases=r.strs("aliases"),
     )
 
@@ -469,13 +471,15 @@ def _planner(p: _Problems, r: _Reader, engines: Mapping[str, Engine]) -> Planner
             preference[acc] = listed
     fp_reader = _Reader(p, {"format_preference": r._get("format_preference", [])}, r.where)
     return PlannerDefaults(
-        default_max_model_len=r.int("default_max_model_len", minimum=1),
-        gpu_memory_utilization=r.float("gpu_memory_utilization", low=0.05, high=1.0),
-        cpu_memory_utilization=r.float("cpu_memory_utilization", low=0.05, high=1.0),
-        overhead_gib=r.float("overhead_gib", low=0.0),
-        max_num_batched_tokens=r.int("max_num_batched_tokens", minimum=1),
+        default_max_model_len=r.integer("default_max_model_len", minimum=1),
+        gpu_memory_utilization=r.number("gpu_memory_utilization", low=0.05, high=1.0),
+        cpu_memory_utilization=r.number("cpu_memory_utilization", low=0.05, high=1.0),
+        overhead_gib=r.number("overhead_gib", low=0.0),
+        max_num_batched_tokens=r.integer("max_num_batched_tokens", minimum=1),
         preference=preference,
-        format_preference=tuple(sorted(fp_reader.enums("format_preference", Format), key=lambda f: _order(fp_reader, f))),
+        format_preference=tuple(
+            sorted(fp_reader.enums("format_preference", Format), key=lambda f: _order(fp_reader, f))
+        ),
     )
 
 
@@ -498,24 +502,26 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         ) from None
     problems = _Problems(path, LineIndex(text))
     root = _Reader(problems, data, ())
-    schema = root.int("schema_version")
+    schema = root.integer("schema_version")
     if schema and schema != SCHEMA_VERSION:
         problems.add(("schema_version",), f"this envman reads schema_version {SCHEMA_VERSION}, not {schema}")
     engines = _each(problems, root.table("engines", required=True), ("engines",), lambda n, r: _engine(problems, n, r))
     families = _each(
         problems, root.table("families", required=True), ("families",), lambda n, r: _family(problems, n, r, engines)
     )
-    models = _each(problems, root.table("models", required=True), ("models",), lambda n, r: _model(problems, n, r, families))
+    models = _each(
+        problems, root.table("models", required=True), ("models",), lambda n, r: _model(problems, n, r, families)
+    )
     gpus = _each(
         problems,
         root.table("gpus"),
         ("gpus",),
         lambda n, r: GpuSpec(
             name=n,
-            memory_gib=r.float("memory_gib", low=1.0),
+            memory_gib=r.number("memory_gib", low=1.0),
             compute_capability=r.version("compute_capability", required=True) or Version("0"),
             aliases=r.strs("aliases"),
-            evidence=r.str("evidence"),
+            evidence=r.text("evidence"),
         ),
     )
     dtypes = _each(
@@ -524,12 +530,12 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         ("dtypes",),
         lambda n, r: DtypeRule(
             name=n,
-            bytes=r.float("bytes", low=0.125),
+            bytes=r.number("bytes", low=0.125),
             min_compute_capability=r.version("min_compute_capability"),
-            fallback=r.str("fallback", None),
-            reason=r.str("reason", ""),
-            evidence=r.str("evidence", ""),
-            cpu_flag=r.str("cpu_flag", None),
+            fallback=r.text("fallback", None),
+            reason=r.text("reason", ""),
+            evidence=r.text("evidence", ""),
+            cpu_flag=r.text("cpu_flag", None),
         ),
     )
     quantizations = []
@@ -538,23 +544,23 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         quantizations.append(
             QuantSpec(
                 format=qr.enum("format", Format),
-                quantization=qr.str("quantization", None),
-                bits_per_weight=qr.float("bits_per_weight", low=1.0, high=32.0),
+                quantization=qr.text("quantization", None),
+                bits_per_weight=qr.number("bits_per_weight", low=1.0, high=32.0),
                 min_compute_capability=qr.version("min_compute_capability"),
-                note=qr.str("note", ""),
+                note=qr.text("note", ""),
             )
         )
         qr.done()
     signatures = []
     for i, table in enumerate(root.tables("signatures")):
         sr = _Reader(problems, table, ("signatures", i))
-        pattern = sr.str("pattern")
+        pattern = sr.text("pattern")
         try:
             compiled = re.compile(pattern)
         except re.error as error:
             problems.add(("signatures", i, "pattern"), f"is not a valid regular expression: {error}")
             compiled = None
-        kind = sr.str("kind", "generic")
+        kind = sr.text("kind", "generic")
         if kind not in ("generic", "architecture"):
             problems.add(("signatures", i, "kind"), f"{kind!r} is not one of: generic, architecture")
         if kind == "architecture" and compiled is not None and "arch" not in compiled.groupindex:
@@ -565,30 +571,30 @@ def parse_matrix(text: str, path: Path) -> Matrix:
                 problems.add(("signatures", i, "engines", j), f"unknown engine {engine!r}")
         signatures.append(
             Signature(
-                id=sr.str("id"),
+                id=sr.text("id"),
                 pattern=pattern,
-                cause=sr.str("cause"),
-                fix=sr.str("fix"),
+                cause=sr.text("cause"),
+                fix=sr.text("fix"),
                 engines=sig_engines,
                 kind=kind,
-                evidence=sr.str("evidence", ""),
+                evidence=sr.text("evidence", ""),
             )
         )
         sr.done()
     integrations = []
     for i, table in enumerate(root.tables("integrations")):
         ir = _Reader(problems, table, ("integrations", i))
-        engine = ir.str("engine")
+        engine = ir.text("engine")
         if engine and engine not in engines:
             problems.add(("integrations", i, "engine"), f"unknown engine {engine!r}")
         integrations.append(
             Integration(
-                tool=ir.str("tool"),
+                tool=ir.text("tool"),
                 engine=engine,
                 versions=ir.spec("versions"),
                 env=ir.env("env"),
-                reason=ir.str("reason"),
-                evidence=ir.str("evidence"),
+                reason=ir.text("reason"),
+                evidence=ir.text("evidence"),
             )
         )
         ir.done()
@@ -631,7 +637,9 @@ def load_matrix(path: Path | None = None, environ: Mapping[str, str] | None = No
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"matrix file {path} does not exist", hint="pass --matrix PATH or set ENVMAN_MATRIX") from None
+        raise ConfigError(
+            f"matrix file {path} does not exist", hint="pass --matrix PATH or set ENVMAN_MATRIX"
+        ) from None
     except OSError as error:
         raise ConfigError(f"cannot read matrix file {path}: {error.strerror}") from None
     matrix = parse_matrix(text, path)

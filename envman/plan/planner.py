@@ -153,8 +153,8 @@ class Planner:
                 continue
             p = other.plan
             why = (
-                f"also viable ({p.artifact.label}, {p.engine} {p.engine_version} {p.variant.name}) but {chosen.plan.engine}"
-                f" comes first for {self.host.accelerator.value} hosts"
+                f"also viable ({p.artifact.label}, {p.engine} {p.engine_version} {p.variant.name}) "
+                f"but {chosen.plan.engine} comes first for {self.host.accelerator.value} hosts"
                 if not other.soft_reasons
                 else "; ".join(other.soft_reasons)
             )
@@ -218,7 +218,10 @@ class Planner:
         for variant in engine.variants.values():
             why = None
             if variant.accelerator is not host.accelerator:
-                why = f"{variant.accelerator.value} build; the target is a {host.accelerator.value} host ({host.describe()})"
+                why = (
+                    f"{variant.accelerator.value} build; the target is a {host.accelerator.value} host "
+                    f"({host.describe()})"
+                )
             elif host.os not in variant.os:
                 why = f"no {host.os} build (builds for {', '.join(variant.os)})"
             elif host.arch not in variant.arch:
@@ -268,7 +271,10 @@ class Planner:
             return
         candidates = [(v, "") for v in reversed(support.known_good)]
         if not candidates and floor is not None:
-            note = f"known good for {engine.name} ({engine.known_good_evidence}), not yet smoke-tested with {support.family}"
+            note = (
+                f"known good for {engine.name} ({engine.known_good_evidence}), "
+                f"not yet smoke-tested with {support.family}"
+            )
             candidates = [(v, note) for v in reversed(engine.known_good) if v >= floor]
         candidates = [(v, n) for v, n in candidates if not variant.versions or v in variant.versions]
         if not candidates:
@@ -293,7 +299,10 @@ class Planner:
         cc = self.host.min_compute_capability
         for limit in variant.limits:
             if cc is not None and version in limit.versions and cc < limit.min_compute_capability:
-                return f"needs compute capability {limit.min_compute_capability}, {self.host.gpus[0].name} has {cc}: {limit.reason}"
+                return (
+                    f"needs compute capability {limit.min_compute_capability}, "
+                    f"{self.host.gpus[0].name} has {cc}: {limit.reason}"
+                )
         return None
 
     # -- artifacts, dtype, memory ---------------------------------------------------
@@ -310,9 +319,7 @@ class Planner:
     ) -> _Candidate | None:
         want_fmt, want_quant = _parse_format(request.format)
         prefs = self.matrix.planner.format_preference
-        artifacts = sorted(
-            model.artifacts, key=lambda a: prefs.index(a.format) if a.format in prefs else len(prefs)
-        )
+        artifacts = sorted(model.artifacts, key=lambda a: prefs.index(a.format) if a.format in prefs else len(prefs))
         soft_fallback: _Candidate | None = None
         unloadable: set[Format] = set()
         for artifact in artifacts:
@@ -392,12 +399,17 @@ class Planner:
         if rule is None:
             return want, []
         cc = host.min_compute_capability
-        if host.accelerator is Accelerator.CUDA and rule.min_compute_capability and cc is not None:
-            if cc < rule.min_compute_capability and rule.fallback:
-                return rule.fallback, [
-                    f"dtype {rule.fallback}: {want} needs compute capability {rule.min_compute_capability}, "
-                    f"{host.gpus[0].name} has {cc}"
-                ]
+        if (
+            host.accelerator is Accelerator.CUDA
+            and rule.min_compute_capability
+            and cc is not None
+            and cc < rule.min_compute_capability
+            and rule.fallback
+        ):
+            return rule.fallback, [
+                f"dtype {rule.fallback}: {want} needs compute capability {rule.min_compute_capability}, "
+                f"{host.gpus[0].name} has {cc}"
+            ]
         if host.accelerator is Accelerator.CPU and rule.cpu_flag and rule.cpu_flag not in host.cpu.flags:
             return "float32", [f"dtype float32: this CPU lacks {rule.cpu_flag}, so {want} would be emulated"]
         return want, [f"dtype {want}"]
@@ -417,7 +429,8 @@ class Planner:
         """The plan with the longest planned context and smallest TP that fits, or why none does."""
         host = self.host
         planner = self.matrix.planner
-        dtype_bytes = self.matrix.dtypes[dtype].bytes if dtype in self.matrix.dtypes else 2.0
+        rule = self.matrix.dtypes.get(dtype) if dtype else None
+        dtype_bytes = rule.bytes if rule else 2.0
         weights = weight_bytes(model, artifact, dtype_bytes, self.matrix)
         overhead = int(planner.overhead_gib * GIB)
         base = min(planner.default_max_model_len, model.max_context)
@@ -434,7 +447,10 @@ class Planner:
                 if request.tensor_parallel_size:
                     sizes = [request.tensor_parallel_size]
                     if request.tensor_parallel_size > gpu_count:
-                        return f"--tensor-parallel-size {request.tensor_parallel_size} needs that many GPUs; the target has {gpu_count}"
+                        return (
+                            f"--tensor-parallel-size {request.tensor_parallel_size} needs that many GPUs; "
+                            f"the target has {gpu_count}"
+                        )
                     if model.attention_heads % request.tensor_parallel_size:
                         return (
                             f"tensor-parallel size {request.tensor_parallel_size} does not divide "
@@ -483,9 +499,7 @@ class Planner:
         if self.host.accelerator is not Accelerator.CUDA or not layouts:
             return ""
         tp_engine = len(layouts) > 1 or layouts[0][0] > 1 or len(self.host.gpus) == 1
-        per_device = self.host.gpu_memory_bytes * (
-            self.matrix.planner.gpu_memory_utilization
-        )
+        per_device = self.host.gpu_memory_bytes * (self.matrix.planner.gpu_memory_utilization)
         for n in TP_SIZES:
             if n <= len(self.host.gpus) or model.attention_heads % n:
                 continue
@@ -576,7 +590,8 @@ class Planner:
         if tp > 1:
             notes.append(f"tensor_parallel_size {tp}: the smallest split that fits")
         notes.append(f"memory: {estimate.explain()}")
-        host_text = "localhost" if request.host_address in ("127.0.0.1", "0.0.0.0") else request.host_address
+        # a server bound to every interface is reached locally through localhost
+        host_text = "localhost" if request.host_address in ("127.0.0.1", "0.0.0.0") else request.host_address  # noqa: S104
         return Plan(
             model=model,
             engine=engine.name,

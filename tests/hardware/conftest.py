@@ -11,14 +11,11 @@ Uninitialized, as the real library does.
 from __future__ import annotations
 
 import sys
-import tomllib
 import types
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.version import Version
 
 from envman.hardware.host import GIB
 from envman.matrix.schema import GpuSpec
@@ -39,7 +36,6 @@ _MESSAGES = {
     GPU_IS_LOST: "GPU is lost",
 }
 
-FRAGMENT = Path("/work/scratch/hardware/gpus.toml")
 
 
 class _Memory:
@@ -180,20 +176,8 @@ def install_nvml(monkeypatch: pytest.MonkeyPatch) -> InstallNvml:
 
 # TEST HELPER, to be replaced by the matrix loader (envman.matrix.load) once matrix.toml
 # holds the GPU table: reads the hardware fragment's [gpus] into GpuSpec objects.
-def load_gpu_table_fragment(path: Path = FRAGMENT) -> dict[str, GpuSpec]:
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return {
-        name: GpuSpec(
-            name=name,
-            memory_gib=float(entry["memory_gib"]),
-            compute_capability=Version(entry["compute_capability"]),
-            aliases=tuple(entry.get("aliases", ())),
-            evidence=entry.get("evidence", ""),
-        )
-        for name, entry in data["gpus"].items()
-    }
-
-
 @pytest.fixture(scope="session")
-def gpu_table() -> dict[str, GpuSpec]:
-    return load_gpu_table_fragment()
+def gpu_table() -> Mapping[str, GpuSpec]:
+    from envman.matrix.load import load_matrix
+
+    return load_matrix().gpus
