@@ -90,11 +90,12 @@ def matrix_command(
         return
     engines = list(loaded.engines)
     width = max(len(n) for n in loaded.families) + 2
-    out.print("family".ljust(width) + "".join(e.ljust(16) for e in engines), markup=False)
+    column = max(len(e) for e in engines) + 2
+    out.print("family".ljust(width) + "".join(e.ljust(column) for e in engines), markup=False)
     for name, family in loaded.families.items():
         cells = []
         for engine in engines:
             support = family.engines.get(engine)
             cell = f">={support.min_version}" if support and support.min_version else "-"
-            cells.append(cell.ljust(16))
+            cells.append(cell.ljust(column))
         out.print(name.ljust(width) + "".join(cells), markup=False)
