@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,19 +56,29 @@ def _register() -> None:
 
 def report_error(error: EnvmanError) -> int:
     """Print a user error (no traceback unless -v) and return its exit code."""
+    from rich.markup import escape
+
     from envman.cli._console import err
 
-    err.print(f"[bold red]error:[/] {error.message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False)
     if isinstance(error, ConfigError):
         for problem in error.problems:
             err.print(f"  {problem}", highlight=False, markup=False)
     if error.hint:
-        err.print(f"[yellow]hint:[/] {error.hint}", highlight=False)
+        err.print(f"[yellow]hint:[/] {escape(error.hint)}", highlight=False)
     if verbose():
         import traceback
 
         traceback.print_exception(error, file=sys.stderr)
     return error.exit_code
+
+
+def _click_exceptions() -> Any:
+    try:
+        from typer._click import exceptions
+    except ImportError:  # typer < 0.29 uses click itself
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
 
 
 def main() -> None:
@@ -84,11 +94,10 @@ def main() -> None:
         sys.exit(exit_.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as click_error:  # click usage errors
-        import click
-
-        if isinstance(click_error, click.ClickException):
-            click_error.show()
-            sys.exit(2 if isinstance(click_error, click.UsageError) else click_error.exit_code)
+    except Exception as error:  # click's usage errors (typer >= 0.29 vendors click as typer._click)
+        exceptions = _click_exceptions()
+        if isinstance(error, exceptions.ClickException):
+            error.show()
+            sys.exit(2 if isinstance(error, exceptions.UsageError) else error.exit_code)
         raise
     sys.exit(code if isinstance(code, int) else 0)

@@ -24,6 +24,9 @@ def plan(
     tensor_parallel_size: Annotated[
         int | None, typer.Option("--tensor-parallel-size", min=1, help="Force a tensor-parallel size.")
     ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Let the engine run the model repository's own code.")
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Override version floors, known-bad versions and memory limits.")
     ] = False,
@@ -43,6 +46,7 @@ def plan(
             format=format,
             max_model_len=max_model_len,
             tensor_parallel_size=tensor_parallel_size,
+            trust_remote_code=trust_remote_code,
             force=force,
         )
     )

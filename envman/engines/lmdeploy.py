@@ -16,8 +16,9 @@ class LmdeployAdapter:
             "--server-port", str(spec.port),
             "--tp", str(spec.tensor_parallel_size),
             "--session-len", str(spec.max_model_len),
-            "--cache-max-entry-count", f"{spec.memory_utilization:g}",
         ]  # fmt: skip
+        # --cache-max-entry-count is a share of the memory left after the weights, not of the
+        # GPU: it is not vLLM's --gpu-memory-utilization, so lmdeploy keeps its default.
         if spec.dtype:
             argv += ["--dtype", spec.dtype]
         if spec.api_key:

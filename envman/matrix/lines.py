@@ -33,31 +33,47 @@ def split_key(text: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _bracket_depth(text: str) -> int:
-    """Net count of [ and { minus ] and } outside strings and comments."""
-    depth = 0
+def _walk(text: str, depth: int) -> tuple[int, int]:
+    """Follow [ { ] } outside strings and comments, starting at ``depth``.
+
+    Returns the depth after ``text`` and how many values opened at depth 1: the
+    elements of an array whose own bracket took the depth from 0 to 1.
+    """
+    elements = 0
     quote: str | None = None
+    escaped = False
     for ch in text:
         if quote:
-            if ch == quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':  # basic strings have escapes, literal strings do not
+                escaped = True
+            elif ch == quote:
                 quote = None
         elif ch in "\"'":
             quote = ch
         elif ch == "#":
             break
         elif ch in "[{":
+            if depth == 1:
+                elements += 1
             depth += 1
         elif ch in "]}":
             depth -= 1
-    return depth
+    return depth, elements
 
 
 def _key_of(line: str) -> str | None:
     """The key part of ``key = value`` (None if the line is no assignment)."""
     quote: str | None = None
+    escaped = False
     for i, ch in enumerate(line):
         if quote:
-            if ch == quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
                 quote = None
         elif ch in "\"'":
             quote = ch
@@ -84,10 +100,10 @@ class LineIndex:
             if not line or line.startswith("#"):
                 continue
             if open_key is not None:
-                if depth == 1 and line.startswith(("{", "[")):
+                depth, started = _walk(line, depth)
+                for _ in range(started):
                     self._lines.setdefault(open_key + (element,), lineno)
                     element += 1
-                depth += _bracket_depth(line)
                 if depth <= 0:
                     open_key = None
                 continue
@@ -108,15 +124,12 @@ class LineIndex:
                 continue
             key = table + split_key(key_text)
             self._lines[key] = lineno
-            value = line[len(key_text) + 1 :]
-            depth = _bracket_depth(value)
+            depth, started = _walk(line[len(key_text) + 1 :], 0)
+            for element in range(started):  # elements that start on the key's own line
+                self._lines.setdefault(key + (element,), lineno)
             if depth > 0:
                 open_key = key
-                element = 0
-                # elements that start on the key's own line
-                if value.strip().startswith("[") and value.strip()[1:].strip().startswith("{"):
-                    self._lines.setdefault(key + (0,), lineno)
-                    element = 1
+                element = started
 
     def line(self, path: Path) -> int | None:
         """The line of ``path``, or of its nearest ancestor that is known."""

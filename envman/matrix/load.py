@@ -115,7 +115,7 @@ class _Reader:
     def integer(self, key: str, default: Any = _MISSING, minimum: int = 0) -> int:
         value = self._get(key, default)
         if value is _MISSING:
-            return 0
+            return int(default) if default is not _MISSING else 0
         if not self._type(key, value, int, "an integer"):
             return 0
         if value < minimum:
@@ -125,7 +125,7 @@ class _Reader:
     def number(self, key: str, default: Any = _MISSING, low: float = 0.0, high: float | None = None) -> float:
         value = self._get(key, default)
         if value is _MISSING:
-            return 0.0
+            return float(default) if default is not _MISSING else 0.0
         if not self._type(key, value, (int, float), "a number"):
             return 0.0
         if value < low or (high is not None and value > high):
@@ -494,7 +494,8 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         match = re.search(r"line (\d+)", str(error))
-        line = match.group(1) if match else "?"
+        # "at end of document" carries no line: that is the last one
+        line = match.group(1) if match else str(max(1, len(text.splitlines())))
         raise ConfigError(
             f"{path} is not valid TOML",
             problems=[f"{path.name}:{line} {error}"],

@@ -35,7 +35,8 @@ def env_prefix(engine: str, variant: str) -> str:
     return f"ENVMAN_{engine}_{variant}_".upper().replace("-", "_")
 
 
-def _config_indexes() -> Mapping[str, Any]:
+def _config_indexes(matrix: Matrix) -> Mapping[str, Any]:
+    """The [indexes] tables of the user's config file, checked against the matrix."""
     from envman import paths
 
     path = paths.config_file()
@@ -48,13 +49,33 @@ def _config_indexes() -> Mapping[str, Any]:
     indexes = data.get("indexes", {})
     if not isinstance(indexes, dict):
         raise ConfigError(f"{path}: [indexes] must be a table of 'engine.variant' tables")
+    known = [f"{e.name}.{v}" for e in matrix.engines.values() for v in e.variants]
     for key, table in indexes.items():
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ConfigError(
+                f"{path}: indexes.{key!r} names no engine variant",
+                hint=(f"did you mean {close[0]!r}? " if close else "") + f"variants: {', '.join(known)}",
+            )
         unknown = set(table) - set(FIELDS) if isinstance(table, dict) else {"<not a table>"}
         if unknown:
             raise ConfigError(
                 f"{path}: indexes.{key!r} has unknown keys {sorted(unknown)}",
                 hint=f"allowed keys: {', '.join(FIELDS)}",
             )
+        for field in FIELDS:
+            value = table.get(field)
+            if value is None:
+                continue
+            if field == "index_url":
+                ok = isinstance(value, str)
+            else:
+                ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            if not ok:
+                wanted = "a string" if field == "index_url" else "a list of strings"
+                raise ConfigError(f"{path}: indexes.{key!r}.{field} must be {wanted}, got {value!r}")
     return indexes
 
 
@@ -74,7 +95,7 @@ def _override(engine: str, variant: Variant, environ: Mapping[str, str], config:
 
 
 def apply_overrides(matrix: Matrix, environ: Mapping[str, str]) -> Matrix:
-    config = _config_indexes()
+    config = _config_indexes(matrix)
     engines: dict[str, Engine] = {}
     for name, engine in matrix.engines.items():
         variants = {v: _override(name, variant, environ, config) for v, variant in engine.variants.items()}

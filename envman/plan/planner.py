@@ -54,16 +54,21 @@ class PlanRequest:
     extra_args: tuple[str, ...] = ()
 
 
-def resolve_model(matrix: Matrix, name: str) -> Model:
-    """A catalog model by name, alias or hub repo id; unknown names get the closest ones."""
+def resolve_model(matrix: Matrix, name: str) -> tuple[Model, str | None]:
+    """A catalog model by name, alias or hub repo id; unknown names get the closest ones.
+
+    Named by a weights repo (``unsloth/gemma-3-27b-it-bnb-4bit``), the repo is returned too:
+    the plan must serve those weights, not the model's preferred ones.
+    """
     wanted = name.strip()
     lowered = wanted.lower()
     for model in matrix.models.values():
         if model.name.lower() == lowered or lowered in (a.lower() for a in model.aliases):
-            return model
+            return model, None
     for model in matrix.models.values():
-        if any(a.repo.lower() == lowered for a in model.artifacts if not a.local_only):
-            return model
+        for artifact in model.artifacts:
+            if not artifact.local_only and artifact.repo.lower() == lowered:
+                return model, artifact.repo
     names = sorted(matrix.models)
     close = difflib.get_close_matches(lowered, [n.lower() for n in names], n=3, cutoff=0.5)
     hint = f"did you mean: {', '.join(close)}? " if close else ""
@@ -91,6 +96,12 @@ def _parse_format(text: str | None) -> tuple[Format | None, str | None]:
     return fmt, quant or None
 
 
+def _matches(artifact: Artifact, fmt: Format, quant: str | None) -> bool:
+    if artifact.format is not fmt:
+        return False
+    return quant is None or (artifact.quantization or "").lower() == quant.lower()
+
+
 @dataclass
 class _Candidate:
     """A viable (or, under --force, softly blocked) combination of one engine."""
@@ -107,7 +118,9 @@ class Planner:
     # -- the entry point ---------------------------------------------------------
 
     def plan(self, request: PlanRequest) -> Plan:
-        model = resolve_model(self.matrix, request.model)
+        model, repo = resolve_model(self.matrix, request.model)
+        self._repo = repo
+        self._version_notes: dict[tuple[str, Version], str] = {}
         if request.engine:
             _check_engine_name(self.matrix, request.engine)
         if request.version:
@@ -118,9 +131,7 @@ class Planner:
             except InvalidVersion:
                 raise UsageError(f"{request.version!r} is not a version", hint="e.g. --version 0.8.5") from None
         fmt, quant = _parse_format(request.format)
-        if fmt is not None and not any(
-            a.format is fmt and (quant is None or a.quantization == quant) for a in model.artifacts
-        ):
+        if fmt is not None and not any(_matches(a, fmt, quant) for a in model.artifacts):
             offered = ", ".join(a.label for a in model.artifacts)
             raise UsageError(f"{model.name} has no {request.format} weights", hint=f"it comes as: {offered}")
         if request.max_model_len is not None and request.max_model_len > model.max_context:
@@ -130,6 +141,20 @@ class Planner:
             )
         if request.memory_utilization is not None and not 0.05 <= request.memory_utilization <= 1.0:
             raise UsageError("--gpu-memory-utilization must be between 0.05 and 1.0")
+        tp = request.tensor_parallel_size
+        if tp is not None:
+            if model.attention_heads % tp:
+                raise UsageError(
+                    f"--tensor-parallel-size {tp} does not divide the {model.attention_heads} attention heads "
+                    f"of {model.name}",
+                    hint="use a divisor of the head count: "
+                    + ", ".join(str(n) for n in TP_SIZES if model.attention_heads % n == 0),
+                )
+            if self.host.accelerator is Accelerator.CUDA and tp > len(self.host.gpus):
+                raise UsageError(
+                    f"--tensor-parallel-size {tp} needs {tp} GPUs; the target has {len(self.host.gpus)}",
+                    hint="name a bigger target with --hardware, e.g. --hardware H100x" + str(tp),
+                )
 
         rejected: list[Rejection] = []
         viable: list[_Candidate] = []
@@ -148,17 +173,19 @@ class Planner:
             chosen = forced[0]
         else:
             raise self._no_plan(model, request, rejected, forced)
-        for other in viable + forced:
+        for other in viable:  # forced candidates that lost are already among the rejections
             if other is chosen:
                 continue
             p = other.plan
             why = (
                 f"also viable ({p.artifact.label}, {p.engine} {p.engine_version} {p.variant.name}) "
                 f"but {chosen.plan.engine} comes first for {self.host.accelerator.value} hosts"
-                if not other.soft_reasons
-                else "; ".join(other.soft_reasons)
             )
             rejected.append(Rejection(p.engine, str(p.engine_version), p.variant.name, p.artifact.label, why))
+        if chosen.soft_reasons:  # the forced choice is reported under `forced`, not as rejected
+            c = chosen.plan
+            key = (c.engine, str(c.engine_version), c.variant.name, c.artifact.label)
+            rejected = [r for r in rejected if not (r.soft and (r.engine, r.version, r.variant, r.format) == key)]
         order = {name: i for i, name in enumerate(self.matrix.engines)}
         rejected.sort(key=lambda r: order.get(r.engine, 99))
         plan = chosen.plan
@@ -184,7 +211,7 @@ class Planner:
         variants = self._usable_variants(engine, reject)
         if not variants:
             return None
-        soft_candidates: list[_Candidate] = []
+        soft_candidates: list[tuple[_Candidate, list[str]]] = []
         for variant in variants:
             for version, version_soft in self._versions(engine, support, variant, request, reject):
                 found = self._examine_artifacts(engine, support, variant, version, model, request, rejected)
@@ -193,12 +220,12 @@ class Planner:
                 found.soft_reasons = version_soft + found.soft_reasons
                 if not found.soft_reasons:
                     return found
-                soft_candidates.append(found)
+                soft_candidates.append((found, version_soft))
                 if request.version:
                     break
         if soft_candidates:
-            best = soft_candidates[0]
-            for reason in best.soft_reasons:
+            best, version_soft = soft_candidates[0]
+            for reason in version_soft:  # artifact-level reasons were recorded where they arose
                 rejected.append(
                     Rejection(
                         engine.name,
@@ -291,7 +318,7 @@ class Planner:
                 reject(limit, str(version), variant.name)  # type: ignore[operator]
                 continue
             if note:
-                self._pending_note = note
+                self._version_notes[(engine.name, version)] = note
             yield version, []
 
     def _limit(self, variant: Variant, version: Version) -> str | None:
@@ -323,9 +350,9 @@ class Planner:
         soft_fallback: _Candidate | None = None
         unloadable: set[Format] = set()
         for artifact in artifacts:
-            if want_fmt is not None and (
-                artifact.format is not want_fmt or (want_quant and artifact.quantization != want_quant)
-            ):
+            if want_fmt is not None and not _matches(artifact, want_fmt, want_quant):
+                continue
+            if self._repo and artifact.repo != self._repo:
                 continue
 
             def reject(reason: str, soft: bool = False, artifact: Artifact = artifact) -> None:
@@ -352,10 +379,10 @@ class Planner:
                 if bad.applies(version, artifact.format):
                     fixed = f"; fixed in {bad.fixed_in}" if bad.fixed_in else ""
                     soft.append(f"known bad: {bad.reason} (error: {bad.error}){fixed}")
+            for reason in soft:
+                reject(reason, soft=True)
             if soft and not request.version and not request.force:
-                for reason in soft:
-                    reject(reason, soft=True)
-                continue
+                continue  # another known-good version may do
             spec = self.matrix.quant_spec(artifact.format, artifact.quantization)
             host_cc = self.host.min_compute_capability
             if (
@@ -444,18 +471,8 @@ class Planner:
             label = host.gpus[0].name
             per_device = host.gpu_memory_bytes
             if engine.tensor_parallel:
-                if request.tensor_parallel_size:
+                if request.tensor_parallel_size:  # checked against heads and GPUs in plan()
                     sizes = [request.tensor_parallel_size]
-                    if request.tensor_parallel_size > gpu_count:
-                        return (
-                            f"--tensor-parallel-size {request.tensor_parallel_size} needs that many GPUs; "
-                            f"the target has {gpu_count}"
-                        )
-                    if model.attention_heads % request.tensor_parallel_size:
-                        return (
-                            f"tensor-parallel size {request.tensor_parallel_size} does not divide "
-                            f"{model.attention_heads} attention heads"
-                        )
                 else:
                     sizes = [n for n in TP_SIZES if n <= gpu_count and model.attention_heads % n == 0]
                 layouts = [(n, n, per_device) for n in sizes]  # (tp, devices, bytes per device)
@@ -545,7 +562,7 @@ class Planner:
         notes.insert(0, f"{engine.name} {version} ({why_version}; floor {support.min_version})")
         if estimate.max_model_len < wanted_context:
             notes.append(f"max_model_len {estimate.max_model_len}: reduced from {wanted_context} to fit")
-        pending = getattr(self, "_pending_note", None)
+        pending = self._version_notes.get((engine.name, version))
         if pending and version not in support.known_good:
             notes.append(pending)
         warnings: list[str] = []
@@ -587,7 +604,12 @@ class Planner:
             for i in self.matrix.integrations
             if i.engine == engine.name
         )
-        if tp > 1:
+        if request.tensor_parallel_size and not engine.tensor_parallel:
+            notes.append(
+                f"--tensor-parallel-size {request.tensor_parallel_size} does not apply: {engine.name} "
+                "splits layers over the GPUs instead"
+            )
+        elif tp > 1 and not request.tensor_parallel_size:
             notes.append(f"tensor_parallel_size {tp}: the smallest split that fits")
         notes.append(f"memory: {estimate.explain()}")
         # a server bound to every interface is reached locally through localhost

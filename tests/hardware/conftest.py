@@ -37,7 +37,6 @@ _MESSAGES = {
 }
 
 
-
 class _Memory:
     """Like pynvml.c_nvmlMemory_t: bytes in .total, .free, .used."""
 

@@ -1,0 +1,452 @@
+"""The planner over the real matrix: what a user is told for each model, host and option."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from packaging.version import Version
+
+from envman.errors import TargetError, UsageError
+from envman.hardware.host import GIB, Cpu, Host
+from envman.hardware.spec import parse_hardware
+from envman.matrix.schema import Format, KnownBad, Matrix, Support
+from envman.plan.planner import Planner, PlanRequest
+from envman.plan.result import Plan
+
+# A small CPU-only box, described directly (not through --hardware): 2 cores, 24 GiB, bf16-capable.
+CPU_HOST = Host(
+    os="linux",
+    arch="x86_64",
+    cpu=Cpu(
+        model="test CPU", cores=2, memory_total_bytes=24 * GIB, flags=frozenset({"avx2", "avx512f", "avx512_bf16"})
+    ),
+    source="test CPU host",
+)
+FORCE_HINT = "--force overrides floors, known-bad versions and memory limits"
+SEED_FLAGS = [
+    ("--max-model-len", "16384"),
+    ("--gpu-memory-utilization", "0.9"),
+    ("--max-num-batched-tokens", "2048"),
+]
+
+
+def host_of(matrix: Matrix, hardware: str | Host) -> Host:
+    return hardware if isinstance(hardware, Host) else parse_hardware(hardware, matrix.gpus)
+
+
+def make_plan(matrix: Matrix, hardware: str | Host, model: str, **options: Any) -> Plan:
+    return Planner(matrix, host_of(matrix, hardware)).plan(PlanRequest(model=model, **options))
+
+
+def refusal(matrix: Matrix, hardware: str | Host, model: str, **options: Any) -> TargetError:
+    with pytest.raises(TargetError) as caught:
+        make_plan(matrix, hardware, model, **options)
+    assert caught.value.exit_code == 1
+    return caught.value
+
+
+def usage_error(matrix: Matrix, hardware: str | Host, model: str, **options: Any) -> UsageError:
+    with pytest.raises(UsageError) as caught:
+        make_plan(matrix, hardware, model, **options)
+    assert caught.value.exit_code == 2
+    return caught.value
+
+
+def option(command: tuple[str, ...] | list[str], flag: str) -> str | None:
+    """The value after ``flag`` in an argv, or None when the flag is absent."""
+    return command[command.index(flag) + 1] if flag in command else None
+
+
+def support(matrix: Matrix, family: str, engine: str) -> Support:
+    found = matrix.support(family, engine)
+    assert found is not None, f"matrix.toml has no {family} x {engine}"
+    return found
+
+
+def floor_reason(matrix: Matrix, engine: str, version: str, family: str = "gemma3") -> str:
+    s = support(matrix, family, engine)
+    return (
+        f"{engine} {version} cannot run {family}: the architecture was added in {engine} {s.min_version} "
+        f"({s.evidence}). Use {engine}>={s.min_version} (known good: {s.known_good[-1]})"
+    )
+
+
+def bnb_known_bad(matrix: Matrix) -> KnownBad:
+    [bad] = [b for b in support(matrix, "gemma3", "vllm").known_bad if b.applies(Version("0.8.0"), Format.BNB)]
+    return bad
+
+
+# -- the seeds --------------------------------------------------------------------------------
+
+
+def test_vllm_0_7_2_cannot_run_gemma3(real_matrix: Matrix) -> None:
+    error = refusal(real_matrix, "H100", "gemma-3-27b-it", engine="vllm", version="0.7.2")
+
+    assert support(real_matrix, "gemma3", "vllm").min_version == Version("0.8.0")
+    assert error.message.splitlines()[0] == "nothing can serve gemma-3-27b-it on 1x H100 with --engine vllm:"
+    assert f"  - 0.7.2 cuda pytorch: {floor_reason(real_matrix, 'vllm', '0.7.2')}" in error.message.splitlines()
+    assert error.hint == FORCE_HINT
+
+
+def test_force_runs_vllm_0_7_2_and_says_what_it_overrode(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, "H100", "gemma-3-27b-it", engine="vllm", version="0.7.2", force=True)
+
+    assert (plan.engine, str(plan.engine_version)) == ("vllm", "0.7.2")
+    assert plan.forced == (floor_reason(real_matrix, "vllm", "0.7.2"),)
+
+
+def test_xllamacpp_0_1_10_cannot_run_gemma3(real_matrix: Matrix) -> None:
+    error = refusal(real_matrix, "H100", "gemma-3-27b-it", engine="xllamacpp", version="0.1.10")
+
+    assert support(real_matrix, "gemma3", "xllamacpp").min_version == Version("0.1.11")
+    assert floor_reason(real_matrix, "xllamacpp", "0.1.10") in error.message
+    assert error.hint == FORCE_HINT
+
+
+def test_bnb_gemma3_on_vllm_0_8_0_is_known_bad_until_0_8_3(real_matrix: Matrix) -> None:
+    bad = bnb_known_bad(real_matrix)
+    reason = f"known bad: {bad.reason} (error: {bad.error}); fixed in 0.8.3"
+
+    error = refusal(real_matrix, "A100-80GB", "gemma-3-27b-it", engine="vllm", version="0.8.0", format="bnb")
+
+    assert bad.fixed_in == Version("0.8.3")
+    assert "'layers.0.mlp.down_proj.weight.absmax'" in bad.error
+    assert f"  - 0.8.0 cuda bnb:4bit: {reason}" in error.message.splitlines()
+    assert error.hint == FORCE_HINT
+    forced = make_plan(
+        real_matrix, "A100-80GB", "gemma-3-27b-it", engine="vllm", version="0.8.0", format="bnb", force=True
+    )
+    assert forced.forced == (reason,)
+
+
+@pytest.mark.parametrize(
+    ("version", "quantization", "load_format"),
+    [
+        ("0.7.3", "bitsandbytes", "bitsandbytes"),  # <0.8.2 needs both flags
+        ("0.8.3", "bitsandbytes", None),  # 0.8.2-0.8.3 derives the load format
+        ("0.32.0", None, None),  # >=0.8.4 reads both from config.json
+    ],
+)
+def test_bitsandbytes_flags_follow_the_vllm_version(
+    real_matrix: Matrix, version: str, quantization: str | None, load_format: str | None
+) -> None:
+    # 0.7.3 predates gemma3 support: forced, to see the flags it would get.
+    plan = make_plan(
+        real_matrix, "A100-80GB", "gemma-3-27b-it", engine="vllm", version=version, format="bnb", force=True
+    )
+
+    assert plan.artifact.format is Format.BNB
+    assert option(plan.command, "--quantization") == quantization
+    assert option(plan.command, "--load-format") == load_format
+    assert plan.command.count("--quantization") == (1 if quantization else 0)
+
+
+def test_smooth_quant_fp8_from_lmdeploy_is_rejected_by_vllm(real_matrix: Matrix) -> None:
+    methods = ", ".join(real_matrix.engines["vllm"].quant_methods[Format.FP8])
+    why = f"vllm does not recognise quant_method 'smooth_quant' (made by lmdeploy); it loads {methods} for fp8"
+
+    error = refusal(real_matrix, "H100", "InternVL2_5-26B-MPO-fp8", engine="vllm")
+    forced = refusal(real_matrix, "H100", "InternVL2_5-26B-MPO-fp8", engine="vllm", force=True)
+
+    assert error.message.splitlines()[0] == "nothing can serve internvl2_5-26b-mpo-fp8 on 1x H100 with --engine vllm:"
+    assert any(line.endswith(f"fp8:float8_e4m3fn: {why}") for line in error.message.splitlines())
+    assert why in forced.message  # not a soft limit: --force cannot load what vLLM does not recognise
+
+
+def test_lmdeploy_serves_its_own_smooth_quant_output(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, "H100", "internvl2_5-26b-mpo-fp8", engine="lmdeploy", version="0.7.2.post1")
+
+    assert (plan.engine, plan.artifact.quant_method) == ("lmdeploy", "smooth_quant")
+    # InternVL ships its own modelling code: a warning, never a silent --trust-remote-code.
+    assert plan.warnings == (
+        "internvl2_5-26b-mpo-fp8 ships its own modelling code; review it and pass --trust-remote-code to run it",
+    )
+    assert "--trust-remote-code" not in plan.command
+
+
+@pytest.mark.parametrize(
+    ("hardware", "dtype", "tensor_parallel_size"),
+    [
+        ("V100x4", "float16", 4),  # compute capability 7.0: no bfloat16; 2x32 GiB is too small
+        ("A100-40GBx2", "bfloat16", 2),
+        ("H100", "bfloat16", 1),
+    ],
+)
+def test_gemma_3_27b_on_the_seed_hosts(
+    real_matrix: Matrix, hardware: str, dtype: str, tensor_parallel_size: int
+) -> None:
+    plan = make_plan(real_matrix, hardware, "gemma-3-27b-it")
+
+    assert (plan.engine, plan.artifact.format, plan.dtype) == ("vllm", Format.PYTORCH, dtype)
+    assert plan.tensor_parallel_size == tensor_parallel_size
+    assert option(plan.command, "--dtype") == dtype
+    assert option(plan.command, "--tensor-parallel-size") == str(tensor_parallel_size)
+    for flag, value in SEED_FLAGS:
+        assert option(plan.command, flag) == value
+    assert "--enable-chunked-prefill" in plan.command
+
+
+def test_v100_dtype_note_says_why(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, "V100x4", "gemma-3-27b-it")
+    assert "dtype float16: bfloat16 needs compute capability 8.0, V100 has 7.0" in plan.notes
+
+
+def test_max_model_len_beyond_the_model_is_a_usage_error(real_matrix: Matrix) -> None:
+    limit = real_matrix.models["gemma-3-27b-it"].max_context
+
+    error = usage_error(real_matrix, "H100", "gemma-3-27b-it", max_model_len=limit + 1)
+
+    assert error.message == f"--max-model-len {limit + 1} exceeds gemma-3-27b-it's maximum context {limit}"
+    assert error.hint == f"use --max-model-len {limit} or less"
+
+
+def test_vllm_0_33_needs_compute_capability_7_5(real_matrix: Matrix) -> None:
+    why = "needs compute capability 7.5, V100 has 7.0: vLLM 0.33.0 is built against torch 2.13 for CUDA 13"
+
+    error = refusal(real_matrix, "V100x4", "gemma-3-27b-it", engine="vllm", version="0.33.0")
+    forced = refusal(real_matrix, "V100x4", "gemma-3-27b-it", engine="vllm", version="0.33.0", force=True)
+
+    assert any(line.startswith(f"  - 0.33.0 cuda: {why}") for line in error.message.splitlines())
+    assert why in forced.message  # a hardware limit, not something --force can override
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+def test_27b_in_bf16_does_not_fit_one_rtx4090(real_matrix: Matrix) -> None:
+    error = refusal(real_matrix, "RTX4090", "gemma-3-27b-it", engine="vllm", format="pytorch")
+
+    assert error.message.splitlines() == [
+        "nothing can serve gemma-3-27b-it on 1x RTX4090 with --engine vllm:",
+        "vllm:",
+        "  - cpu: variant cpu: cpu build; the target is a cuda host (1x RTX4090)",
+        "  - 0.32.0 cuda pytorch: does not fit: needs 60.8 GiB per GPU (weights 51.0 + KV cache 7.8 for 16384 tokens"
+        " + overhead 2.0); 1x RTX4090 gives 21.6 GiB at 90% utilisation; 4x RTX4090 would fit (tensor_parallel_size 4)",
+    ]
+
+
+def test_a_cpu_only_host_gets_a_gguf_on_xllamacpp(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, CPU_HOST, "gemma-3-27b-it")
+
+    assert (plan.engine, plan.variant.name, plan.artifact.format, plan.dtype) == ("xllamacpp", "cpu", Format.GGUF, None)
+    assert option(plan.command, "--ctx-size") == str(plan.max_model_len)
+    assert "--n-gpu-layers" not in plan.command
+    assert plan.memory.fits
+    assert f"max_model_len {plan.max_model_len}: reduced from 16384 to fit" in plan.notes
+    vllm_cpu = [r.reason for r in plan.rejected if (r.engine, r.variant, r.format) == ("vllm", "cpu", "pytorch")]
+    assert vllm_cpu == [
+        "does not fit: needs 60.8 GiB of RAM (weights 51.0 + KV cache 7.8 for 16384 tokens + overhead 2.0); "
+        "this host gives 19.2 GiB at 80% utilisation"
+    ]
+
+
+def test_8gb_of_ram_fits_nothing_and_every_engine_says_why(real_matrix: Matrix) -> None:
+    good = support(real_matrix, "gemma3", "xllamacpp").known_good[-1]
+
+    error = refusal(real_matrix, "cpu:8GB", "gemma-3-27b-it")
+
+    lines = error.message.splitlines()
+    assert lines[0] == "nothing can serve gemma-3-27b-it on CPU only (16 cores, 8 GiB RAM):"
+    headings = [line.removesuffix(":") for line in lines[1:] if not line.startswith(" ")]
+    assert sorted(headings) == sorted(real_matrix.engines)  # one "engine:" heading each, then its reasons
+    assert (
+        f"  - {good} cpu gguf:Q4_K_M: does not fit: needs 25.2 GiB of RAM (weights 15.5 + KV cache 7.8 for 16384 "
+        "tokens + overhead 2.0); this host gives 6.4 GiB at 80% utilisation"
+    ) in lines
+    assert error.hint == "try another --hardware, --format, or a smaller model; `envman models` lists the catalog"
+
+
+# -- bad requests ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message", "hint"),
+    [
+        (
+            {"model": "gemma-3-27b"},
+            "unknown model 'gemma-3-27b'",
+            "did you mean: gemma-3-27b-it",
+        ),
+        (
+            {"model": "gemma-3-27b-it", "engine": "vlm"},
+            "unknown engine 'vlm'",
+            "did you mean vllm? engines: vllm, xllamacpp",
+        ),
+        (
+            {"model": "gemma-3-27b-it", "version": "0.8.0"},
+            "--version needs --engine",
+            "e.g. --engine vllm --version 0.8.5",
+        ),
+        (
+            {"model": "gemma-3-27b-it", "engine": "vllm", "version": "0.8x"},
+            "'0.8x' is not a version",
+            "e.g. --version 0.8.5",
+        ),
+        (
+            {"model": "gemma-3-27b-it", "format": "safetensors"},
+            "unknown format 'safetensors'",
+            "formats: pytorch, gguf, awq, gptq, bnb, fp8, mxfp4, mlx (GGUF with a quantization: gguf:Q4_K_M)",
+        ),
+        (
+            {"model": "gemma-3-27b-it", "format": "awq"},
+            "gemma-3-27b-it has no awq weights",
+            "it comes as: pytorch, gguf:Q4_K_M",
+        ),
+    ],
+)
+def test_bad_requests_are_usage_errors(real_matrix: Matrix, options: dict[str, Any], message: str, hint: str) -> None:
+    model = options.pop("model")
+
+    error = usage_error(real_matrix, "H100", model, **options)
+
+    assert error.message == message
+    assert error.hint is not None
+    assert error.hint.startswith(hint)
+
+
+def test_unknown_model_hint_points_to_the_catalog(real_matrix: Matrix) -> None:
+    error = usage_error(real_matrix, "H100", "gemma-3-27b")
+    assert error.hint is not None
+    assert error.hint.endswith("? `envman models` lists the catalog")
+
+
+@pytest.mark.parametrize("name", ["google/gemma-3-27b-it", "GEMMA-3-27B-IT", "  gemma-3-27b-it "])
+def test_hub_repo_ids_and_spellings_resolve_to_the_catalog_model(real_matrix: Matrix, name: str) -> None:
+    assert make_plan(real_matrix, "H100", name).model.name == "gemma-3-27b-it"
+
+
+def test_naming_a_quantized_repo_plans_those_weights(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, "H100", "unsloth/gemma-3-27b-it-bnb-4bit")
+    assert plan.artifact.repo == "unsloth/gemma-3-27b-it-bnb-4bit"
+
+
+# -- what a plan reports --------------------------------------------------------------------------
+
+HOSTS = ["H100", "A100-40GBx2", "V100x4", "RTX4090", CPU_HOST, "cpu"]
+
+
+@pytest.mark.parametrize("hardware", HOSTS, ids=str)
+def test_every_engine_is_chosen_or_explained(real_matrix: Matrix, hardware: str | Host) -> None:
+    plan = make_plan(real_matrix, hardware, "gemma-3-27b-it")
+
+    assert {r.engine for r in plan.rejected} | {plan.engine} == set(real_matrix.engines)
+    assert all(r.reason for r in plan.rejected)
+
+
+@pytest.mark.parametrize("hardware", HOSTS, ids=str)
+def test_no_trust_remote_code_unless_asked(real_matrix: Matrix, hardware: str | Host) -> None:
+    plan = make_plan(real_matrix, hardware, "gemma-3-27b-it")
+    assert "--trust-remote-code" not in plan.command
+    assert plan.warnings == ()
+
+
+def test_a_remote_code_model_gets_a_warning_not_the_flag(real_matrix: Matrix) -> None:
+    # smoke-gemma3 as if it shipped its own code: vllm is the engine with a --trust-remote-code flag.
+    remote = dataclasses.replace(real_matrix.models["smoke-gemma3"], trust_remote_code=True)
+    matrix = dataclasses.replace(real_matrix, models={**real_matrix.models, "smoke-gemma3": remote})
+
+    plan = make_plan(matrix, "H100", "smoke-gemma3", engine="vllm")
+    trusted = make_plan(matrix, "H100", "smoke-gemma3", engine="vllm", trust_remote_code=True)
+
+    assert "--trust-remote-code" not in plan.command
+    assert plan.warnings == (
+        "smoke-gemma3 ships its own modelling code; review it and pass --trust-remote-code to run it",
+    )
+    assert "--trust-remote-code" in trusted.command
+    assert trusted.warnings == ()
+
+
+def test_plan_json_shape(real_matrix: Matrix) -> None:
+    data = json.loads(json.dumps(make_plan(real_matrix, "A100-40GBx2", "gemma-3-27b-it").to_json()))
+
+    assert {
+        "family", "engine", "engine_version", "variant", "format", "quantization", "dtype",
+        "tensor_parallel_size", "env", "command", "rejected", "forced", "warnings", "notes",
+    } <= set(data)  # fmt: skip
+    assert (data["family"], data["engine"], data["variant"], data["format"]) == ("gemma3", "vllm", "cuda", "pytorch")
+    assert (data["quantization"], data["dtype"], data["tensor_parallel_size"]) == (None, "bfloat16", 2)
+    assert isinstance(data["env"], dict)
+    assert data["command"][:3] == ["vllm", "serve", "google/gemma-3-27b-it"]
+    assert all(isinstance(arg, str) for arg in data["command"])
+    assert data["rejected"]
+    for rejection in data["rejected"]:
+        assert {"engine", "version", "reason"} <= set(rejection)
+        assert isinstance(rejection["reason"], str)
+
+
+def test_a_forced_plan_lists_each_rejection_once(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, "RTX4090", "gemma-3-27b-it", engine="vllm", format="pytorch", force=True)
+
+    assert len(plan.rejected) == len(set(plan.rejected))
+
+
+def test_a_forced_plan_does_not_reject_itself(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, "H100", "gemma-3-27b-it", engine="vllm", version="0.7.2", force=True)
+    chosen = (plan.engine, str(plan.engine_version), plan.variant.name, plan.artifact.label)
+
+    assert [r for r in plan.rejected if (r.engine, r.version, r.variant, r.format) == chosen] == []
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def test_cli_plan_json(envman_cli: Cli) -> None:
+    result = envman_cli("plan", "gemma-3-27b-it", "--hardware", "A100-40GBx2", "--json")
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["engine"], data["tensor_parallel_size"]) == ("vllm", 2)
+
+
+def test_cli_unknown_model_exits_2_with_a_hint(envman_cli: Cli) -> None:
+    result = envman_cli("plan", "no-such-model", "--hardware", "H100")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: unknown model 'no-such-model'"
+    assert lines[1].startswith("hint: ")
+    assert lines[1].endswith("`envman models` lists the catalog")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_nothing_fits_exits_1(envman_cli: Cli) -> None:
+    result = envman_cli("plan", "gemma-3-27b-it", "--hardware", "cpu:8GB")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: nothing can serve gemma-3-27b-it on CPU only (16 cores, 8 GiB RAM):\n")
+    assert "does not fit: needs 25.2 GiB of RAM" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_plan_accepts_the_trust_remote_code_it_asks_for(envman_cli: Cli) -> None:
+    result = envman_cli(
+        "plan", "internvl2_5-26b-mpo-fp8", "--engine", "lmdeploy", "--version", "0.7.2.post1",
+        "--hardware", "H100", "--trust-remote-code", "--json",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("plan",), "Missing"),
+        (("plan", "smoke-gemma3", "--bogus"), "No such option: --bogus"),
+        (("plan", "smoke-gemma3", "--max-model-len", "abc"), "--max-model-len"),
+    ],
+)
+def test_cli_usage_errors_exit_2_without_a_traceback(envman_cli: Cli, args: tuple[str, ...], message: str) -> None:
+    result = envman_cli(*args)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
