@@ -260,6 +260,7 @@ def _variant(engine: str, name: str, r: _Reader) -> Variant:
                 min_compute_capability=lr.version("min_compute_capability", required=True) or Version("0"),
                 reason=lr.text("reason"),
                 evidence=lr.text("evidence"),
+                last_version=lr.version("last_version"),
             )
         )
         lr.done()

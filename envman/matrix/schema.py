@@ -49,6 +49,7 @@ class VariantLimit:
     min_compute_capability: Version
     reason: str
     evidence: str
+    last_version: Version | None = None  # the newest release the limit does not apply to
 
 
 @dataclass(frozen=True)

@@ -312,14 +312,32 @@ class Planner:
                 variant.name,
             )
             return
+        tried: set[Version] = set()
         for version, note in candidates:
             limit = self._limit(variant, version)
             if limit:
                 reject(limit, str(version), variant.name)  # type: ignore[operator]
-                continue
+                older = self._before_limit(variant, version, floor)
+                if older is None or older in tried:
+                    continue
+                version, note = older, (
+                    f"{engine.name} {older}: the newest release built for "
+                    f"{self.host.gpus[0].name} (compute capability {self.host.min_compute_capability}); "
+                    "not yet smoke-tested"
+                )
+            tried.add(version)
             if note:
                 self._version_notes[(engine.name, version)] = note
             yield version, []
+
+    def _before_limit(self, variant: Variant, version: Version, floor: Version | None) -> Version | None:
+        """The last release before the hardware limit that blocks ``version``, if it is usable."""
+        for limit in variant.limits:
+            last = limit.last_version
+            usable = last is not None and (floor is None or last >= floor) and self._limit(variant, last) is None
+            if version in limit.versions and usable:
+                return last
+        return None
 
     def _limit(self, variant: Variant, version: Version) -> str | None:
         """Why this release of the variant cannot run on the host's GPUs, if it cannot."""
@@ -554,11 +572,14 @@ class Planner:
         env.update(support.env)
         args.extend(support.args)
         args.extend(request.extra_args)
-        why_version = (
-            "known good for " + model.family
-            if version in support.known_good
-            else ("requested" if request.version else "known good for the engine")
-        )
+        if version in support.known_good:
+            why_version = "known good for " + model.family
+        elif request.version:
+            why_version = "requested"
+        elif version in engine.known_good:
+            why_version = "known good for the engine"
+        else:
+            why_version = "not yet verified"
         notes.insert(0, f"{engine.name} {version} ({why_version}; floor {support.min_version})")
         if estimate.max_model_len < wanted_context:
             notes.append(f"max_model_len {estimate.max_model_len}: reduced from {wanted_context} to fit")

@@ -339,10 +339,10 @@ def test_a_missing_matrix_file_is_a_config_error(tmp_path: Path) -> None:
             "models.gemma-3-27b-it.artifacts[2].fil: unknown key (did you mean 'file'?)",
         ),
         (
-            'versions = ">=0.33.0"',
-            'versions = ">=0.33.0x"',
+            'versions = ">=0.20.0"',
+            'versions = ">=0.20.0x"',
             "engines.vllm.variants.cuda.limits[0].versions: "
-            "'>=0.33.0x' is not a version range (PEP 440, e.g. '>=0.8.0,<0.8.3')",
+            "'>=0.20.0x' is not a version range (PEP 440, e.g. '>=0.8.0,<0.8.3')",
         ),
     ],
 )

@@ -206,13 +206,23 @@ def test_max_model_len_beyond_the_model_is_a_usage_error(real_matrix: Matrix) ->
 
 
 def test_vllm_0_33_needs_compute_capability_7_5(real_matrix: Matrix) -> None:
-    why = "needs compute capability 7.5, V100 has 7.0: vLLM 0.33.0 is built against torch 2.13 for CUDA 13"
+    why = "needs compute capability 7.5, V100 has 7.0: vLLM 0.20.0 dropped 7.0 (V100) from the CUDA 12.8+ build list"
 
     error = refusal(real_matrix, "V100x4", "gemma-3-27b-it", engine="vllm", version="0.33.0")
     forced = refusal(real_matrix, "V100x4", "gemma-3-27b-it", engine="vllm", version="0.33.0", force=True)
 
     assert any(line.startswith(f"  - 0.33.0 cuda: {why}") for line in error.message.splitlines())
     assert why in forced.message  # a hardware limit, not something --force can override
+
+
+def test_v100_falls_back_to_the_last_vllm_built_for_it(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, "V100x4", "gemma-3-27b-it")
+
+    assert (plan.engine, str(plan.engine_version), plan.dtype) == ("vllm", "0.19.1", "float16")
+    assert "vllm 0.19.1: the newest release built for V100 (compute capability 7.0); not yet smoke-tested" in plan.notes
+    rejected = [r.reason for r in plan.rejected if r.engine == "vllm" and r.version == "0.32.0"]
+    assert rejected
+    assert rejected[0].startswith("needs compute capability 7.5, V100 has 7.0")
 
 
 # -- memory ---------------------------------------------------------------------------------------
