@@ -45,8 +45,11 @@ def _root(
 def _register() -> None:
     # Each verb module adds its command to `app` when imported.
     from envman.cli import (  # noqa: F401
+        build,
         diagnose,
         doctor,
+        envs,
+        lock,
         matrix,
         models,
         plan,

@@ -24,6 +24,7 @@ from envman.matrix.lines import Path as KeyPath
 from envman.matrix.schema import (
     Accelerator,
     Artifact,
+    DependencyOverride,
     DtypeRule,
     Engine,
     Family,
@@ -250,6 +251,21 @@ def _each(
     return out
 
 
+def _dates(r: _Reader, key: str) -> dict[str, str]:
+    """A table of version -> release date (YYYY-MM-DD)."""
+    out: dict[str, str] = {}
+    for version, date in r.table(key).items():
+        where = r.where + (key, version)
+        if _parse_version(r.p, where, version) is None:
+            continue
+        text = date.isoformat() if hasattr(date, "isoformat") else date
+        if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            r.p.add(where, f"expected a date (YYYY-MM-DD), got {date!r}")
+            continue
+        out[version] = text
+    return out
+
+
 def _variant(engine: str, name: str, r: _Reader) -> Variant:
     limits = []
     for i, table in enumerate(r.tables("limits")):
@@ -278,6 +294,9 @@ def _variant(engine: str, name: str, r: _Reader) -> Variant:
         exclude=r.strs("exclude"),
         versions=r.spec("versions", ""),
         limits=tuple(limits),
+        releases=_dates(r, "releases"),
+        lockable=r.flag("lock", True),
+        lock_note=r.text("lock_note", ""),
         evidence=r.text("evidence", ""),
     )
 
@@ -301,16 +320,19 @@ def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
         sub = _Reader(p, {"v": methods}, r.where + ("quant_methods",))
         if fmt is not None:
             quant_methods[fmt] = sub.strs("v")
-    releases: dict[str, str] = {}
-    for version, date in r.table("releases").items():
-        where = r.where + ("releases", version)
-        if _parse_version(p, where, version) is None:
-            continue
-        text = date.isoformat() if hasattr(date, "isoformat") else date
-        if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            p.add(where, f"expected a date (YYYY-MM-DD), got {date!r}")
-            continue
-        releases[version] = text
+    releases = _dates(r, "releases")
+    overrides = []
+    for i, table in enumerate(r.tables("dependency_overrides")):
+        orr = _Reader(p, table, r.where + ("dependency_overrides", i))
+        overrides.append(
+            DependencyOverride(
+                versions=orr.spec("versions"),
+                requirements=orr.strs("requirements", None),
+                reason=orr.text("reason"),
+                evidence=orr.text("evidence"),
+            )
+        )
+        orr.done()
     variants = _each(
         p, r.table("variants", required=True), r.where + ("variants",), lambda n, vr: _variant(name, n, vr)
     )
@@ -325,6 +347,8 @@ def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
         name=name,
         description=r.text("description"),
         package=r.text("package"),
+        # what `import` proves the engine is there; most distributions import under their own name
+        module=r.text("module", r.data.get("package", name).replace("-", "_")),
         probe=r.text("probe"),
         formats=r.enums("formats", Format),
         tensor_parallel=r.flag("tensor_parallel"),
@@ -334,6 +358,7 @@ def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
         releases=releases,
         known_good=r.versions("known_good"),
         known_good_evidence=r.text("known_good_evidence", ""),
+        dependency_overrides=tuple(overrides),
         homepage=r.text("homepage", ""),
     )
 

@@ -69,7 +69,20 @@ class Variant:
     exclude: tuple[str, ...] = ()  # packages left out of the environment (see matrix comments)
     versions: SpecifierSet = field(default_factory=SpecifierSet)  # releases this build exists for
     limits: tuple[VariantLimit, ...] = ()
+    releases: Mapping[str, str] = field(default_factory=dict)  # when package differs from the engine's
+    lockable: bool = True  # false where CI cannot reach the variant's index
+    lock_note: str = ""
     evidence: str = ""
+
+
+@dataclass(frozen=True)
+class DependencyOverride:
+    """Requirements forced into an engine's lock for some versions (uv --overrides)."""
+
+    versions: SpecifierSet
+    requirements: tuple[str, ...]
+    reason: str
+    evidence: str
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,7 @@ class Engine:
     name: str
     description: str
     package: str  # PyPI distribution whose releases define the version numbers
+    module: str  # what `import` proves the engine is installed
     probe: str  # how `envman probe` reads a release (see envman.probe)
     formats: frozenset[Format]
     tensor_parallel: bool  # splits weights across GPUs with --tensor-parallel-size
@@ -101,6 +115,7 @@ class Engine:
     releases: Mapping[str, str]  # version -> ISO date of the PyPI upload
     known_good: tuple[Version, ...] = ()  # seen working for the engine at large, newest last
     known_good_evidence: str = ""
+    dependency_overrides: tuple[DependencyOverride, ...] = ()
     homepage: str = ""
 
 

@@ -320,10 +320,13 @@ class Planner:
                 older = self._before_limit(variant, version, floor)
                 if older is None or older in tried:
                     continue
-                version, note = older, (
-                    f"{engine.name} {older}: the newest release built for "
-                    f"{self.host.gpus[0].name} (compute capability {self.host.min_compute_capability}); "
-                    "not yet smoke-tested"
+                version, note = (
+                    older,
+                    (
+                        f"{engine.name} {older}: the newest release built for "
+                        f"{self.host.gpus[0].name} (compute capability {self.host.min_compute_capability}); "
+                        "not yet smoke-tested"
+                    ),
                 )
             tried.add(version)
             if note:

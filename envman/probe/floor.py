@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from envman import paths
+from envman import paths, pypi
 from envman.errors import UsageError
 from envman.matrix.schema import Engine, Family
-from envman.probe import pypi
 from envman.probe.readers import READERS, Catalog, Reader
 from envman.probe.search import support_window
 from envman.report import NullReporter, Reporter

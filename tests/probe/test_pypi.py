@@ -7,7 +7,7 @@ import pytest
 from packaging.version import Version
 
 from envman.errors import TargetError
-from envman.probe.pypi import ReleaseFile, download, parse_releases
+from envman.pypi import ReleaseFile, download, parse_releases
 from envman.report import RecordingReporter
 
 
@@ -75,7 +75,7 @@ def test_download_rejects_a_file_that_does_not_match(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_index_names_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    from envman.probe.pypi import releases
+    from envman.pypi import releases
 
     monkeypatch.setenv("ENVMAN_PYPI_URL", "http://127.0.0.1:9/pypi")
     with pytest.raises(TargetError, match=r"could not read http://127\.0\.0\.1:9/pypi/vllm/json"):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from envman.probe.pypi import Release, ReleaseFile
+from envman.pypi import Release, ReleaseFile
 
 
 class Vocabulary(enum.StrEnum):

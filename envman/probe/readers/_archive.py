@@ -9,7 +9,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from envman.probe.pypi import Release, ReleaseFile
+from envman.pypi import Release, ReleaseFile
 
 Wanted = Callable[[str], bool]
 

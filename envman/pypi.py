@@ -1,4 +1,4 @@
-"""PyPI as `envman probe` sees it: a package's final releases and their files.
+"""PyPI as envman sees it: a package's final releases, their dates and their files.
 
 Only the JSON API (``<base>/<package>/json``) and plain downloads are used, through the
 stdlib, so probing needs nothing beyond envman's own dependencies. The base URL is

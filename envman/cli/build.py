@@ -1,0 +1,57 @@
+"""``envman build MODEL``: plan, then create (or reuse) the engine environment from its lockfile."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from envman.cli._app import app, verbose
+from envman.cli._common import HardwareOption, JsonOption, MatrixOption, load, target_host
+from envman.cli._console import out, print_json
+
+
+@app.command("build")
+def build(
+    model: Annotated[str, typer.Argument(help="Catalog model name, alias or hub repo id.")],
+    engine: Annotated[str | None, typer.Option("--engine", help="Only consider this engine.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Engine version (needs --engine).")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Weights format (see `envman plan`).")] = None,
+    hardware: HardwareOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Override the planner's refusals (floors, known-bad, memory).")
+    ] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Recreate the environment even if it exists.")] = False,
+    matrix: MatrixOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Build the planned engine environment: `uv venv` + `uv pip sync --require-hashes` from the lockfile."""
+    from envman.cli._reporter import RichReporter
+    from envman.environments import build as build_env
+    from envman.plan.planner import Planner, PlanRequest
+    from envman.uv import Uv, find_uv
+
+    loaded = load(matrix)
+    host = target_host(hardware, loaded)
+    plan = Planner(loaded, host).plan(
+        PlanRequest(model=model, engine=engine, version=version, format=format, force=force)
+    )
+    reporter = RichReporter(verbose())
+    if not json:
+        reporter.info(f"{plan.model.name}: {plan.engine} {plan.engine_version} ({plan.variant.name})")
+    result = build_env(
+        loaded,
+        plan.engine,
+        plan.engine_version,
+        plan.variant.name,
+        uv=Uv(find_uv(), reporter, verbose=verbose()),
+        rebuild=rebuild,
+        reporter=reporter,
+    )
+    if json:
+        print_json(result.to_json())
+        return
+    env = result.environment
+    state = "reused" if result.reused else f"built in {result.seconds:.1f}s"
+    out.print(f"{env.path} ({state})", markup=False)
+    out.print(f"  python: {env.python_bin}", markup=False)

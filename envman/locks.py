@@ -1,0 +1,212 @@
+"""Which combinations get a lockfile, how one is made, and whether the committed ones are current.
+
+A combination is engine × version × variant. The matrix's known-good versions (per family,
+else the engine's) give the committed set in ``lockfiles/``; any other version is locked
+on the fly into ``$ENVMAN_HOME/locks``. Each lock resolves as of the day after the
+release (uv ``--exclude-newer``), so an old engine gets the libraries it shipped with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from envman import lockfile, paths
+from envman.errors import ConfigError, UsageError
+from envman.lockfile import LockRequest
+from envman.matrix.schema import Engine, Matrix, Variant
+from envman.report import NullReporter, Reporter
+from envman.uv import Sources, Uv
+
+
+@dataclass(frozen=True, order=True)
+class Combination:
+    engine: str
+    version: Version
+    variant: str
+
+    def __str__(self) -> str:
+        return f"{self.engine} {self.version} ({self.variant})"
+
+
+def lockfiles_dir(matrix: Matrix) -> Path:
+    """The committed lockfiles: ``lockfiles/`` beside matrix.toml (``ENVMAN_LOCKFILES`` overrides)."""
+    configured = os.environ.get("ENVMAN_LOCKFILES")
+    return Path(configured) if configured else Path(matrix.path).parent / "lockfiles"
+
+
+def known_good(
+    matrix: Matrix,
+    *,
+    families: Iterable[str] | None = None,
+    engine: str | None = None,
+    version: str | None = None,
+    variant: str | None = None,
+) -> list[Combination]:
+    """The known-good combinations the matrix names (or the selected ones), lockable here."""
+    found: set[Combination] = set()
+    wanted = set(families) if families is not None else None
+    for family in matrix.families.values():
+        if wanted is not None and family.name not in wanted:
+            continue
+        for name, support in family.engines.items():
+            if engine and name != engine:
+                continue
+            eng = matrix.engines[name]
+            versions = support.known_good or tuple(
+                v for v in eng.known_good if support.min_version is not None and v >= support.min_version
+            )
+            for v in versions:
+                if version and v != Version(version):
+                    continue
+                for var in eng.variants.values():
+                    if variant and var.name != variant:
+                        continue
+                    if var.lockable and (not var.versions or v in var.versions):
+                        found.add(Combination(name, v, var.name))
+    return sorted(found)
+
+
+def _day_after(date: str) -> str:
+    day = dt.date.fromisoformat(date) + dt.timedelta(days=1)
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def _release_date(package: str, version: Version, dates: dict[str, str], offline: bool) -> str:
+    date = dates.get(str(version))
+    if date:
+        return date
+    if offline:
+        raise ConfigError(
+            f"matrix.toml has no release date for {package} {version}",
+            hint=f"add it to the releases table of its engine (PyPI upload date of {package} {version})",
+        )
+    from envman import pypi
+
+    for release in pypi.releases(package):
+        if release.version == version:
+            return release.date
+    raise UsageError(f"{package} has no release {version} on the package index")
+
+
+def request_for(
+    matrix: Matrix,
+    combination: Combination,
+    *,
+    python: str = lockfile.DEFAULT_PYTHON,
+    platform: str = lockfile.DEFAULT_PLATFORM,
+    offline: bool = False,
+) -> LockRequest:
+    """The lock request of a combination; release dates from the matrix, else from PyPI."""
+    engine: Engine = matrix.engines[combination.engine]
+    var: Variant = engine.variants[combination.variant]
+    version = combination.version
+    package_name = Requirement(var.package).name
+    engine_date = _release_date(engine.package, version, dict(engine.releases), offline)
+    exclude_newer_packages: tuple[tuple[str, str], ...] = ()
+    if package_name != engine.package:
+        own = dict(var.releases)
+        if str(version) in own or not offline:
+            variant_date = _release_date(package_name, version, own, offline)
+            if variant_date > engine_date:  # uploaded later than the engine: let the lock see it
+                exclude_newer_packages = ((package_name, _day_after(variant_date)),)
+    overrides = tuple(r for o in engine.dependency_overrides if version in o.versions for r in o.requirements)
+    return LockRequest(
+        engine=engine.name,
+        version=str(version),
+        variant=var.name,
+        package=var.package,
+        python=python,
+        platform=platform,
+        exclude_newer=_day_after(engine_date),
+        exclude_newer_packages=exclude_newer_packages,
+        exclude=var.exclude,
+        overrides=overrides,
+        index_url=var.index_url,
+        extra_index_urls=var.extra_index_urls,
+        find_links=var.find_links,
+    )
+
+
+def sources_of(request: LockRequest) -> Sources:
+    return Sources(request.index_url, request.extra_index_urls, request.find_links)
+
+
+def lock(request: LockRequest, directory: Path, uv: Uv, reporter: Reporter | None = None) -> Path:
+    """Resolve ``request`` with uv and write its lockfile into ``directory`` (atomically)."""
+    reporter = reporter or NullReporter()
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / request.filename
+    with tempfile.TemporaryDirectory(prefix="envman-lock-") as tmp:
+        work = Path(tmp)
+        requirements = work / "requirements.in"
+        requirements.write_text(request.requirement + "\n", encoding="utf-8")
+        overrides = None
+        if request.override_lines():
+            overrides = work / "overrides.txt"
+            overrides.write_text("\n".join(request.override_lines()) + "\n", encoding="utf-8")
+        output = work / "lock.txt"
+        with reporter.status(f"resolving {request.requirement} for Python {request.python} ({request.platform})"):
+            uv.compile(
+                requirements,
+                output,
+                python_version=request.python,
+                platform=request.platform,
+                exclude_newer=request.exclude_newer,
+                sources=sources_of(request),
+                overrides=overrides,
+                exclude_newer_packages=dict(request.exclude_newer_packages),
+            )
+        text = lockfile.render(request, output.read_text(encoding="utf-8"))
+        staged = directory / f".{request.filename}.tmp"
+        staged.write_text(text, encoding="utf-8")
+        os.replace(staged, target)
+    return target
+
+
+def onthefly_dir() -> Path:
+    return paths.home() / "locks"
+
+
+@dataclass(frozen=True)
+class Staleness:
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def check(matrix: Matrix, directory: Path, combinations: list[Combination], select_all: bool) -> list[Staleness]:
+    """Committed lockfiles that are missing, stale (inputs changed), tampered, or orphaned."""
+    problems: list[Staleness] = []
+    expected: set[str] = set()
+    for combination in combinations:
+        request = request_for(matrix, combination, offline=True)
+        path = directory / request.filename
+        expected.add(request.filename)
+        if not path.is_file():
+            problems.append(Staleness(path, f"missing: run `{request.command()}`"))
+            continue
+        try:
+            existing = lockfile.read(path)
+            existing.verify()
+        except ConfigError as error:
+            problems.append(Staleness(path, error.message))
+            continue
+        if existing.inputs != request.inputs_digest():
+            problems.append(
+                Staleness(path, f"stale: the matrix changed since it was locked; run `{request.command()}`")
+            )
+    if select_all and directory.is_dir():
+        for path in sorted(directory.glob("*.txt")):
+            if path.name not in expected:
+                problems.append(Staleness(path, "orphaned: no known-good combination of matrix.toml locks it"))
+    return problems

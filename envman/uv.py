@@ -1,0 +1,121 @@
+"""The uv adapter: resolve (``pip compile``), create (``venv``) and install (``pip sync``).
+
+envman depends on the ``uv`` distribution from PyPI, which carries the binary; a ``uv``
+on PATH is used when that is missing (``ENVMAN_UV`` names another one).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envman import proc
+from envman.errors import PrerequisiteError
+from envman.report import Reporter
+
+
+def find_uv() -> str:
+    configured = os.environ.get("ENVMAN_UV")
+    if configured:
+        return configured
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found:
+            return found
+    raise PrerequisiteError("uv was not found", hint="pip install uv, or set ENVMAN_UV to its path")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where packages come from: one index, extra indexes and find-links locations."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+
+    def args(self) -> list[str]:
+        out: list[str] = []
+        if self.index_url:
+            out += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            out += ["--extra-index-url", url]
+        for location in self.find_links:
+            out += ["--find-links", location]
+        # uv's default first-index strategy stays: extra indexes come before --index-url, so
+        # torch 2.13.0+cpu is taken from the PyTorch CPU index, and no package can be shadowed
+        # by a same-named one on a later index.
+        return out
+
+    def describe(self) -> str:
+        parts = [f"index {self.index_url or 'https://pypi.org/simple'}"]
+        parts += [f"extra index {u}" for u in self.extra_index_urls]
+        parts += [f"find-links {u}" for u in self.find_links]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Uv:
+    binary: str
+    reporter: Reporter
+    verbose: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def _env(self) -> dict[str, str]:
+        # uv cannot download Python builds everywhere: environments use a system Python.
+        return proc.child_env({"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", **self.env})
+
+    def run(self, args: Sequence[str], what: str, cwd: Path | None = None) -> proc.Result:
+        return proc.run(
+            [self.binary, *args],
+            env=self._env(),
+            reporter=self.reporter,
+            stream=self.verbose,
+            what=what,
+            cwd=str(cwd) if cwd else None,
+        )
+
+    def compile(
+        self,
+        requirements: Path,
+        output: Path,
+        *,
+        python_version: str,
+        platform: str,
+        exclude_newer: str,
+        sources: Sources,
+        overrides: Path | None = None,
+        exclude_newer_packages: Mapping[str, str] | None = None,
+    ) -> proc.Result:
+        """Resolve ``requirements``; paths are passed relative to its folder, so the output
+        (its "# via -r requirements.in" lines) does not depend on where it ran."""
+        work = requirements.parent
+        args = [
+            "pip", "compile", requirements.name,
+            "--generate-hashes",
+            "--no-header",
+            "--python-version", python_version,
+            "--python-platform", platform,
+            "--exclude-newer", exclude_newer,
+            "--output-file", str(output.relative_to(work) if output.is_relative_to(work) else output),
+            *sources.args(),
+        ]  # fmt: skip
+        for package, date in (exclude_newer_packages or {}).items():
+            args += ["--exclude-newer-package", f"{package}={date}"]
+        if overrides is not None:
+            args += ["--overrides", str(overrides.relative_to(work) if overrides.is_relative_to(work) else overrides)]
+        return self.run(args, "resolving (uv pip compile)", cwd=work)
+
+    def venv(self, path: Path, python: str) -> proc.Result:
+        args = ["venv", str(path), "--python", python, "--python-preference", "only-system", "--no-config"]
+        return self.run(args, "creating the virtual environment (uv venv)")
+
+    def sync(self, lockfile: Path, python: Path, sources: Sources) -> proc.Result:
+        args = ["pip", "sync", str(lockfile), "--python", str(python), "--require-hashes", *sources.args()]
+        return self.run(args, "installing (uv pip sync)")
