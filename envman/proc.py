@@ -11,6 +11,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -70,16 +71,24 @@ def run(
         ) from None
     chunks: list[str] = []
     assert process.stdout is not None
+    watchdog = threading.Timer(timeout, process.kill) if timeout else None
+    if watchdog:
+        watchdog.start()
     try:
         for line in process.stdout:
             chunks.append(line)
             if stream:
                 sys.stderr.write(line)
-        process.wait(timeout=timeout)
+        process.wait()
     except BaseException:
         process.kill()
         process.wait()
         raise
+    finally:
+        if watchdog:
+            watchdog.cancel()
+    if watchdog is not None and watchdog.finished.is_set() and process.returncode < 0:
+        raise TargetError(f"{what or argv[0]} did not finish within {timeout:g} s", hint=f"command: {command}")
     result = Result(tuple(argv), process.returncode, "".join(chunks))
     if check and result.returncode != 0:
         raise TargetError(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 from envman.hardware.host import Cpu
@@ -98,10 +97,11 @@ def _sysconf_memory() -> int:
 
 
 def _sysctl(name: str) -> str | None:
-    # A read-only query during detection, not a tool envman drives, so it stays here
-    # rather than going through the subprocess seam.
+    from envman import proc
+    from envman.errors import EnvmanError
+
     try:
-        result = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        result = proc.run(["sysctl", "-n", name], timeout=5, check=False)
+    except EnvmanError:
         return None
-    return result.stdout.strip() if result.returncode == 0 else None
+    return result.output.strip() if result.returncode == 0 else None

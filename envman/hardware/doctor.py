@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import platform
 import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -148,10 +147,12 @@ def check_docker() -> DockerInfo:
 
 
 def _uv_version(path: str) -> str | None:
-    # A read-only query of a tool's version, not a step envman drives.
+    from envman import proc
+    from envman.errors import EnvmanError
+
     try:
-        result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        result = proc.run([path, "--version"], timeout=10, check=False)
+    except EnvmanError:
         return None
-    words = result.stdout.split()  # "uv 0.13.9 (…)"
+    words = result.output.split()  # "uv 0.13.9 (…)"
     return words[1] if result.returncode == 0 and len(words) >= 2 else None
