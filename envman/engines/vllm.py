@@ -38,6 +38,7 @@ class VllmAdapter:
         if spec.trust_remote_code:
             argv.append("--trust-remote-code")
         if spec.api_key:
-            argv += ["--api-key", spec.api_key]
+            # vLLM reads VLLM_API_KEY: the key stays out of argv, which every local user can read.
+            env["VLLM_API_KEY"] = spec.api_key
         argv += spec.extra_args
         return Launch(argv=tuple(argv), env=env, ready_path="/health")

@@ -25,7 +25,8 @@ class XllamacppAdapter:
         ]  # fmt: skip
         if spec.accelerator is Accelerator.CUDA:
             argv += ["--n-gpu-layers", "-1"]
+        env = dict(spec.env)
         if spec.api_key:
-            argv += ["--api-key", spec.api_key]
+            env["ENVMAN_API_KEY"] = spec.api_key  # read by the launcher: kept out of argv
         argv += spec.extra_args
-        return Launch(argv=tuple(argv), env=dict(spec.env), ready_path="/health")
+        return Launch(argv=tuple(argv), env=env, ready_path="/health")

