@@ -1,0 +1,125 @@
+"""Getting a model's weights onto the machine before any engine starts.
+
+- a built-in smoke model is synthesized (:mod:`envman.synth`);
+- ``--model-path`` serves local weights (checked first: an HF directory with a
+  config.json, or a GGUF file);
+- a catalog model comes from the Hugging Face hub through ``huggingface_hub``, which
+  honours HF_HOME, HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE; for a GGUF quantization only
+  its file (and the other parts of a split file) is fetched.
+
+A model that cannot be obtained (offline and not cached, gated, missing) fails here, with
+what to do, before an environment is built or an engine started.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from envman.errors import PrerequisiteError, TargetError, UsageError
+from envman.matrix.schema import Artifact, Format, Model
+from envman.report import NullReporter, Reporter
+
+# What an engine needs from an HF-format repository (not the original checkpoints, images, …).
+HF_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.tiktoken", "*.txt", "*.jinja", "*.py"]
+_SPLIT = re.compile(r"^(?P<stem>.+)-00001-of-(?P<count>\d{5})\.gguf$")
+
+
+def check_local(path: Path, artifact: Artifact) -> Path:
+    """``--model-path``: what the engine will be given, after checking it is usable."""
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise UsageError(f"--model-path {path} does not exist")
+    if artifact.format is Format.GGUF:
+        if path.is_dir():
+            ggufs = sorted(path.glob("*.gguf"))
+            wanted = [p for p in ggufs if artifact.file and p.name == artifact.file]
+            if wanted or len(ggufs) == 1:
+                return (wanted or ggufs)[0]
+            raise UsageError(
+                f"{path} holds {len(ggufs)} GGUF files; name one",
+                hint="pass --model-path DIR/FILE.gguf",
+            )
+        if path.suffix != ".gguf":
+            raise UsageError(f"{path} is not a GGUF file", hint="GGUF weights end in .gguf")
+        return path
+    if not (path / "config.json").is_file():
+        raise UsageError(
+            f"{path} is not a Hugging Face model directory (no config.json)",
+            hint="pass the directory that holds config.json and the *.safetensors files",
+        )
+    return path
+
+
+def obtain(
+    model: Model, artifact: Artifact, *, model_path: Path | None = None, reporter: Reporter | None = None
+) -> Path:
+    reporter = reporter or NullReporter()
+    if model_path is not None:
+        return check_local(model_path, artifact)
+    if model.smoke:
+        from envman.synth import synthesize
+
+        with reporter.status(f"synthesizing {model.name} ({artifact.label})"):
+            return synthesize(model, artifact.format)
+    if artifact.local_only:
+        made_by = f" by {artifact.producer}" if artifact.producer else ""
+        raise UsageError(
+            f"{model.name} ({artifact.label}) is made locally{made_by}, not downloaded",
+            hint="pass --model-path to the weights on this machine",
+        )
+    return download(artifact, reporter)
+
+
+def download(artifact: Artifact, reporter: Reporter) -> Path:
+    """Fetch an artifact from the hub (or its cache) and return the path an engine loads."""
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    repo = artifact.repo
+    where = f"{repo}/{artifact.file}" if artifact.file else repo
+    try:
+        with reporter.status(f"downloading {where} (Hugging Face hub)"):
+            if artifact.file:
+                split = _SPLIT.match(artifact.file)
+                if split:
+                    snapshot = snapshot_download(repo, allow_patterns=[f"{split['stem']}-*-of-{split['count']}.gguf"])
+                    return Path(snapshot) / artifact.file
+                return Path(hf_hub_download(repo, artifact.file))
+            return Path(snapshot_download(repo, allow_patterns=HF_PATTERNS))
+    except GatedRepoError:
+        raise PrerequisiteError(
+            f"{repo} is gated on the Hugging Face hub",
+            hint=f"accept its licence at https://huggingface.co/{repo} and set HF_TOKEN to a token of that account",
+        ) from None
+    except LocalEntryNotFoundError:
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE:
+            raise PrerequisiteError(
+                f"{where} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
+                hint="download it once with network (unset HF_HUB_OFFLINE), or pass --model-path",
+            ) from None
+        raise PrerequisiteError(
+            f"could not download {where}: the hub ({constants.ENDPOINT}) cannot be reached and it is not cached",
+            hint="check the network, point HF_ENDPOINT at a mirror, or pass --model-path",
+        ) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise TargetError(
+            f"{repo} does not exist on the hub (or is private)",
+            hint="check the repo id in matrix.toml; for a private repo set HF_TOKEN",
+        ) from None
+    except EntryNotFoundError:
+        raise TargetError(f"{repo} has no file {artifact.file}", hint="check the file name in matrix.toml") from None
+    except (HfHubHTTPError, OSError) as error:
+        raise PrerequisiteError(
+            f"could not download {where}: {error}",
+            hint="check the network, HF_ENDPOINT and HF_TOKEN, or pass --model-path",
+        ) from None
