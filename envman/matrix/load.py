@@ -42,6 +42,7 @@ from envman.matrix.schema import (
     Support,
     Variant,
     VariantLimit,
+    Verified,
 )
 
 SCHEMA_VERSION = 1
@@ -384,6 +385,19 @@ def _support(p: _Problems, family: str, engine: str, r: _Reader) -> Support:
     evidence = r.text("evidence", "")
     if min_version is not None and not evidence:
         p.add(r.where + ("evidence",), "a min_version needs its evidence (release + file, or a smoke run)")
+    verified = []
+    for i, table in enumerate(r.tables("verified")):
+        vr = _Reader(p, table, r.where + ("verified", i))
+        verified.append(
+            Verified(
+                version=vr.version("version", required=True) or Version("0"),
+                variant=vr.text("variant"),
+                date=vr.text("date"),
+                hardware=vr.text("hardware", ""),
+                evidence=vr.text("evidence"),
+            )
+        )
+        vr.done()
     known_good = r.versions("known_good")
     for i, good in enumerate(known_good):
         if min_version is not None and good < min_version:
@@ -399,6 +413,7 @@ def _support(p: _Problems, family: str, engine: str, r: _Reader) -> Support:
         env=r.env("env"),
         args=r.strs("args"),
         note=r.text("note", ""),
+        verified=tuple(verified),
     )
 
 

@@ -137,6 +137,17 @@ class KnownBad:
 
 
 @dataclass(frozen=True)
+class Verified:
+    """A smoke run that passed: `envman verify --record` writes these."""
+
+    version: Version
+    variant: str
+    date: str
+    hardware: str
+    evidence: str
+
+
+@dataclass(frozen=True)
 class Support:
     """What one engine knows about one family."""
 
@@ -150,6 +161,13 @@ class Support:
     env: Mapping[str, str]
     args: tuple[str, ...]
     note: str = ""
+    verified: tuple[Verified, ...] = ()
+
+    def verified_for(self, version: Version, variant: str) -> Verified | None:
+        for entry in self.verified:
+            if entry.version == version and entry.variant == variant:
+                return entry
+        return None
 
 
 @dataclass(frozen=True)
