@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +23,15 @@ def build(
         bool, typer.Option("--force", help="Override the planner's refusals (floors, known-bad, memory).")
     ] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recreate the environment even if it exists.")] = False,
+    docker: Annotated[
+        bool, typer.Option("--docker", help="Build a Docker image from its generated Dockerfile instead of a venv.")
+    ] = False,
+    base_image: Annotated[
+        str | None, typer.Option("--base-image", help="With --docker: another base image (a local stand-in).")
+    ] = None,
+    extra_ca: Annotated[
+        Path | None, typer.Option("--extra-ca", help="With --docker: a CA bundle the build must trust (TLS proxies).")
+    ] = None,
     matrix: MatrixOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -37,6 +47,27 @@ def build(
         PlanRequest(model=model, engine=engine, version=version, format=format, force=force)
     )
     reporter = RichReporter(verbose())
+    if docker:
+        from envman.docker.image import build_image
+
+        image = build_image(
+            loaded,
+            plan.engine,
+            plan.engine_version,
+            plan.variant.name,
+            base_image=base_image,
+            extra_ca=extra_ca,
+            reporter=reporter,
+        )
+        if json:
+            print_json(image.to_json())
+        else:
+            out.print(f"{image.tag} {image.image_id}", markup=False)
+        return
+    if (base_image or extra_ca) and not docker:
+        from envman.errors import UsageError
+
+        raise UsageError("--base-image and --extra-ca go with --docker")
     if not json:
         reporter.info(f"{plan.model.name}: {plan.engine} {plan.engine_version} ({plan.variant.name})")
     result = build_env(

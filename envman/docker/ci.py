@@ -1,0 +1,327 @@
+"""CI: the matrix of image builds and smokes, and the GitHub Actions workflow that runs it.
+
+One row per known-good engine × version × variant. CPU rows build the image on a hosted
+runner and smoke it with the family's synthesized smoke model. GPU rows run on self-hosted
+runners chosen by labels, with real weights: the family's smallest catalog model the engine
+serves; the row says the compute capability and memory that runner must have (both from the
+matrix: the variant's floor for that release, and the planner's memory estimate).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envman import locks
+from envman.docker import dockerfile
+from envman.errors import ConfigError, TargetError, UsageError
+from envman.hardware.host import GIB
+from envman.locks import Combination
+from envman.matrix.schema import Accelerator, Matrix, Model
+from envman.report import Reporter
+
+CPU_RUNNER = ("ubuntu-24.04",)
+GPU_RUNNER = ("self-hosted", "linux", "x64", "gpu")
+SMOKE_CONTEXT = 4096  # tokens planned for a GPU smoke: enough for one chat turn
+WORKFLOW = Path(".github/workflows/envman-matrix.yml")
+
+
+@dataclass(frozen=True)
+class Row:
+    family: str
+    engine: str
+    version: str
+    variant: str
+    runner: str  # "cpu" or "gpu"
+    runs_on: tuple[str, ...]
+    model: str  # the model the smoke serves
+    image: str
+    dockerfile: str
+    min_compute_capability: str | None = None
+    min_memory_gib: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "engine": self.engine,
+            "version": self.version,
+            "variant": self.variant,
+            "runner": self.runner,
+            "runs_on": list(self.runs_on),
+            "model": self.model,
+            "image": self.image,
+            "dockerfile": self.dockerfile,
+            "min_compute_capability": self.min_compute_capability,
+            "min_memory_gib": self.min_memory_gib,
+        }
+
+
+def _gpu_model(matrix: Matrix, combination: Combination, family: str) -> tuple[Model, int]:
+    """The family's smallest catalog model (real weights) the engine serves, and the GPU memory it needs."""
+    from envman.errors import TargetError as NoPlan
+    from envman.hardware.spec import parse_hardware
+    from envman.plan.planner import Planner, PlanRequest
+
+    variant = matrix.engines[combination.engine].variants[combination.variant]
+    floor = dockerfile.min_compute_capability(variant, combination)
+    gpus = [g for g in matrix.gpus.values() if floor is None or g.compute_capability >= floor]
+    if not gpus:
+        raise ConfigError(f"no GPU in matrix.toml's table meets compute capability {floor} ({combination})")
+    largest = max(gpus, key=lambda g: g.memory_gib)
+    planner = Planner(matrix, parse_hardware(largest.name, matrix.gpus))
+    candidates = sorted(
+        (m for m in matrix.models.values() if m.family == family and not m.smoke), key=lambda m: (m.params_b, m.name)
+    )
+    for model in candidates:
+        request = PlanRequest(
+            model=model.name,
+            engine=combination.engine,
+            version=str(combination.version),
+            max_model_len=min(SMOKE_CONTEXT, model.max_context),
+            tensor_parallel_size=1,
+        )
+        try:
+            plan = planner.plan(request)
+        except (NoPlan, UsageError):
+            continue
+        if plan.variant.name == combination.variant and not plan.forced:
+            return model, math.ceil(plan.memory.per_device_bytes / plan.memory.utilization / GIB)
+    raise ConfigError(f"no catalog model of the {family} family fits one {largest.name} with {combination}")
+
+
+def rows(matrix: Matrix, combinations: Sequence[Combination] | None = None) -> list[Row]:
+    found: list[Row] = []
+    for combination in combinations if combinations is not None else locks.known_good(matrix):
+        variant = matrix.engines[combination.engine].variants[combination.variant]
+        smoke = dockerfile.smoke_model(matrix, combination)
+        image, path = dockerfile.image_tag(combination), f"dockerfiles/{dockerfile.filename(combination)}"
+        engine, version, name = combination.engine, str(combination.version), combination.variant
+        if variant.accelerator is Accelerator.CPU:
+            found.append(Row(smoke.family, engine, version, name, "cpu", CPU_RUNNER, smoke.name, image, path))
+        elif variant.accelerator is Accelerator.CUDA:
+            model, memory = _gpu_model(matrix, combination, smoke.family)
+            floor = dockerfile.min_compute_capability(variant, combination)
+            cc = str(floor) if floor is not None else None
+            row = Row(smoke.family, engine, version, name, "gpu", GPU_RUNNER, model.name, image, path, cc, memory)
+            found.append(row)
+    return found
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not sep or not index.isdigit() or not count.isdigit() or not 1 <= int(index) <= int(count):
+        raise UsageError(f"--shard {text!r} is not I/N with 1 <= I <= N", hint="e.g. --shard 1/4")
+    return int(index), int(count)
+
+
+def shard(items: Sequence[Row], index: int, count: int) -> list[Row]:
+    """Shard ``index`` of ``count`` (1-based): every count-th row, so each shard mixes runners."""
+    return [row for i, row in enumerate(items) if i % count == index - 1]
+
+
+def github_matrix(selected: Sequence[Row]) -> str:
+    """One line for ``$GITHUB_OUTPUT``: ``{"include": [...]}`` (strategy.matrix takes it with fromJSON)."""
+    return json.dumps({"include": [r.to_json() for r in selected]}, separators=(",", ":"))
+
+
+# -- the workflow ---------------------------------------------------------------------------
+
+_HEADER = """\
+# GENERATED by `envman ci workflow`. Do not edit: change matrix.toml (or envman/docker/) and run it again;
+# CI runs `envman ci workflow --check`.
+#
+# One job per known-good engine x version x variant: build its image from dockerfiles/ and smoke it.
+# CPU jobs run on hosted runners with a synthesized smoke model. GPU jobs run on self-hosted runners
+# labelled {gpu_labels}, with real weights downloaded from the hub; each job first checks that the
+# runner has the compute capability and memory its row names.
+name: envman matrix
+
+on:
+  push:
+    branches: [main]
+    paths: ["matrix.toml", "lockfiles/**", "dockerfiles/**", "envman/**", ".github/workflows/envman-matrix.yml"]
+  pull_request:
+    paths: ["matrix.toml", "lockfiles/**", "dockerfiles/**", "envman/**", ".github/workflows/envman-matrix.yml"]
+  workflow_dispatch:
+
+permissions:
+  contents: read
+
+concurrency:
+  group: envman-matrix-${{{{ github.ref }}}}
+  cancel-in-progress: true
+
+jobs:
+  generated:
+    name: generated files are current
+    runs-on: ubuntu-24.04
+    timeout-minutes: 15
+    steps:
+      - uses: actions/checkout@v5
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - run: python -m pip install -e .
+      - run: envman lock --check
+      - run: envman dockerfile --check
+      - run: envman ci workflow --check
+"""
+
+_JOB = """
+  {job}:
+    name: >-
+      {runner} ${{{{ matrix.engine }}}} ${{{{ matrix.version }}}} (${{{{ matrix.variant }}}}) ${{{{ matrix.model }}}}
+    needs: generated
+    runs-on: {runs_on}
+    timeout-minutes: {timeout}
+    strategy:
+      fail-fast: false
+      matrix:
+        include:
+{include}
+    steps:
+      - uses: actions/checkout@v5
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - run: python -m pip install -e .
+{gpu_check}      - name: build ${{{{ matrix.image }}}} and smoke ${{{{ matrix.model }}}}
+        env:
+          HF_TOKEN: ${{{{ secrets.HF_TOKEN }}}}
+        run: >-
+          envman ci smoke --engine "${{{{ matrix.engine }}}}" --version "${{{{ matrix.version }}}}"
+          --variant "${{{{ matrix.variant }}}}" --model "${{{{ matrix.model }}}}" --json
+"""
+
+_GPU_CHECK = """\
+      - name: >-
+          the runner has compute capability ${{ matrix.min_compute_capability }} and ${{ matrix.min_memory_gib }} GiB
+        run: >-
+          envman ci runner-check --min-compute-capability "${{ matrix.min_compute_capability }}"
+          --min-memory-gib "${{ matrix.min_memory_gib }}"
+"""
+
+
+def _include(selected: Sequence[Row]) -> str:
+    lines = []
+    for row in selected:
+        data = row.to_json()
+        del data["runs_on"], data["runner"]
+        lines.append("          - " + json.dumps({k: v for k, v in data.items() if v is not None}))
+    return "\n".join(lines)
+
+
+def workflow(matrix: Matrix) -> str:
+    """The workflow's text: deterministic, so `--check` compares bytes."""
+    all_rows = rows(matrix)
+    text = _HEADER.format(gpu_labels=", ".join(GPU_RUNNER))
+    for runner, runs_on, timeout in (("cpu", CPU_RUNNER, 60), ("gpu", GPU_RUNNER, 120)):
+        selected = [r for r in all_rows if r.runner == runner]
+        if not selected:
+            continue
+        text += _JOB.format(
+            job=f"smoke-{runner}",
+            runner=runner,
+            runs_on=json.dumps(list(runs_on)),
+            timeout=timeout,
+            include=_include(selected),
+            gpu_check=_GPU_CHECK if runner == "gpu" else "",
+        )
+    return text
+
+
+def check_workflow(matrix: Matrix, path: Path) -> str | None:
+    """Why the committed workflow is not current, or None."""
+    if not path.is_file():
+        return f"{path}: missing: run `envman ci workflow`"
+    if path.read_text(encoding="utf-8") != workflow(matrix):
+        return f"{path}: stale: the matrix changed since it was generated; run `envman ci workflow`"
+    return None
+
+
+def runner_check(min_compute_capability: str, min_memory_gib: float) -> str:
+    """Fail unless this machine has a GPU meeting both floors (GPU jobs check their runner)."""
+    from packaging.version import Version
+
+    from envman.hardware.detect import detect_host
+
+    host = detect_host()
+    if not host.gpus:
+        raise TargetError("this runner has no NVIDIA GPU (NVML found none)", hint="check the runner's labels")
+    cc, memory = host.min_compute_capability, host.gpu_memory_bytes / GIB
+    if cc is None or cc < Version(min_compute_capability) or memory < min_memory_gib:
+        raise TargetError(
+            f"this runner's GPU ({host.describe()}, compute capability {cc}, {memory:.1f} GiB) is below the job's "
+            f"floor: compute capability {min_compute_capability}, {min_memory_gib} GiB",
+            hint="label GPU runners by what they have, or change the job's runs-on labels",
+        )
+    return f"{host.describe()}: compute capability {cc}, {memory:.1f} GiB"
+
+
+def smoke_combination(
+    matrix: Matrix,
+    combination: Combination,
+    *,
+    model: str | None = None,
+    base_image: str | None = None,
+    extra_ca: Path | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Build a combination's image from its Dockerfile and smoke it with ``model`` (default: the
+    image's own smoke model, synthesized here and mounted read-only)."""
+    import os
+
+    from envman.docker import container, image
+    from envman.matrix.schema import Format
+    from envman.plan.planner import Planner, PlanRequest, resolve_model
+
+    public = dockerfile.public_matrix(matrix.path)
+    built = image.build_image(
+        public, combination.engine, combination.version, combination.variant,
+        base_image=base_image, extra_ca=extra_ca, reporter=reporter,
+    )  # fmt: skip
+    variant = public.engines[combination.engine].variants[combination.variant]
+    cuda = variant.accelerator is Accelerator.CUDA
+    chosen = resolve_model(public, model)[0] if model else dockerfile.smoke_model(public, combination)
+    if cuda:
+        from envman.hardware.detect import detect_host
+
+        host = detect_host()
+    else:
+        host = dockerfile.plan_host(public, combination)
+    planner = Planner(public, host)
+    ask = PlanRequest(
+        model=chosen.name,
+        engine=combination.engine,
+        version=str(combination.version),
+        host_address="0.0.0.0",  # noqa: S104 - inside the container; published on 127.0.0.1 only
+        max_model_len=min(SMOKE_CONTEXT, chosen.max_context),
+    )
+    plan = planner.plan(ask)
+    mounts: dict[str, str] = {}
+    if chosen.smoke:
+        from envman.synth import synthesize
+
+        inside = dockerfile.weights_path(chosen, plan.artifact.format)
+        plan = planner.plan(PlanRequest(**{**ask.__dict__, "model_path": inside}))
+        fmt = Format.GGUF if plan.artifact.format is Format.GGUF else Format.PYTORCH
+        mounts[str(synthesize(chosen, fmt))] = inside
+    environment = {k: os.environ[k] for k in ("HF_TOKEN",) if os.environ.get(k)}
+    result = container.smoke(
+        built.tag,
+        served_model_name=plan.served_model_name,
+        mounts=mounts,
+        command=plan.command,
+        port=ask.port,
+        ready_path=plan.ready_path,
+        gpus=cuda,
+        environment=environment,
+        matrix=public,
+        engine=combination.engine,
+        reporter=reporter,
+    )
+    return {"build": built.to_json(), "smoke": result.to_json(), "model": chosen.name}
