@@ -19,11 +19,17 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_state = {"verbose": False}
+_state: dict[str, Any] = {"verbose": False, "passthrough": None}
 
 
 def verbose() -> bool:
-    return _state["verbose"]
+    return bool(_state["verbose"])
+
+
+def passthrough() -> list[str] | None:
+    """The arguments after ``--`` (for the engine, with `envman up`), or None if there was no ``--``."""
+    value = _state["passthrough"]
+    return None if value is None else list(value)
 
 
 def _version(value: bool) -> None:
@@ -46,7 +52,9 @@ def _register() -> None:
     # Each verb module adds its command to `app` when imported.
     from envman.cli import (  # noqa: F401
         build,
+        ci,
         diagnose,
+        dockerfile,
         doctor,
         envs,
         lock,
@@ -54,6 +62,9 @@ def _register() -> None:
         models,
         plan,
         probe,
+        smoke,
+        up,
+        verify,
     )
 
 
@@ -87,8 +98,12 @@ def _click_exceptions() -> Any:
 def main() -> None:
     _register()
     try:
+        args = sys.argv[1:]
+        if "--" in args:  # everything after it is the engine's, untouched by option parsing
+            cut = args.index("--")
+            args, _state["passthrough"] = args[:cut], args[cut + 1 :]
         # standalone_mode=False returns typer.Exit's code instead of exiting
-        code = app(standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except EnvmanError as error:
         sys.exit(report_error(error))
     except KeyboardInterrupt:

@@ -636,8 +636,13 @@ class Planner:
         elif tp > 1 and not request.tensor_parallel_size:
             notes.append(f"tensor_parallel_size {tp}: the smallest split that fits")
         notes.append(f"memory: {estimate.explain()}")
-        # a server bound to every interface is reached locally through localhost
-        host_text = "localhost" if request.host_address in ("127.0.0.1", "0.0.0.0") else request.host_address  # noqa: S104
+        # a server bound to every interface is reached locally through the IPv4 loopback
+        # (not "localhost", which may resolve to ::1 first)
+        host_text = request.host_address
+        if host_text in ("0.0.0.0", "localhost"):  # noqa: S104 (a comparison, not a bind)
+            host_text = "127.0.0.1"
+        elif ":" in host_text:
+            host_text = f"[{host_text}]"
         return Plan(
             model=model,
             engine=engine.name,
