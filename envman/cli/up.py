@@ -220,7 +220,8 @@ def up(
         servers.save(record)
         if json:
             print_json({"plan": plan.to_json() | {"command": argv, "env": env}, "command": argv, "env": env,
-                        "url": plan.url, "name": server_name, "pid": server.pid, "log": str(log_path)})  # fmt: skip
+                        "url": plan.url, "name": server_name, "pid": server.pid, "log": str(log_path),
+                        "ready_seconds": round(server.ready_seconds or 0.0, 3)})  # fmt: skip
             return
         _print_ready(plan.url, plan.served_model_name, api_key, server.ready_seconds, server_name)
         return
