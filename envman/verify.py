@@ -47,6 +47,7 @@ class Outcome:
     seconds: float
     detail: str  # the answer, the diagnosis, or why it was skipped
     evidence: str | None = None
+    answer: str | None = None  # the generated text (greedy), for parity across engines
 
 
 def smoke_models(matrix: Matrix) -> dict[str, Model]:
@@ -116,7 +117,7 @@ def run_case(matrix: Matrix, host: Host, case: Case, *, timeout: float, reporter
         return Outcome(case, "fail", time.monotonic() - started, error.message)
     if result.passed and result.answer is not None:
         detail = f"{result.answer.completion_tokens} tokens: {result.answer.text!r}"
-        return Outcome(case, "pass", result.seconds, detail, str(result.evidence))
+        return Outcome(case, "pass", result.seconds, detail, str(result.evidence), result.answer.text)
     return Outcome(case, "fail", result.seconds, result.diagnosis or result.error or "failed", str(result.evidence))
 
 
@@ -148,6 +149,34 @@ def verify(
     return sorted(outcomes, key=lambda o: (o.case.family, o.case.engine, o.case.version, order.get(o.case, -1)))
 
 
+# -- parity: the same greedy tokens from different engines -----------------------------
+
+
+@dataclass(frozen=True)
+class Parity:
+    family: str
+    same: bool
+    answers: tuple[tuple[str, str], ...]  # (combination label, answer)
+
+    def describe(self) -> str:
+        who = " and ".join(label for label, _ in self.answers)
+        if self.same:
+            return f"{self.family}: same greedy answer from {who}: {self.answers[0][1]!r}"
+        return f"{self.family}: answers differ: " + "; ".join(f"{label}: {text!r}" for label, text in self.answers)
+
+
+def parity(outcomes: list[Outcome]) -> list[Parity]:
+    """Per family, whether every engine that passed gave the same greedy answer."""
+    found: list[Parity] = []
+    for family in sorted({o.case.family for o in outcomes}):
+        passed = [o for o in outcomes if o.case.family == family and o.status == "pass" and o.answer is not None]
+        if len({o.case.engine for o in passed}) < 2:
+            continue
+        answers = tuple((f"{o.case.engine} {o.case.version} ({o.case.variant})", o.answer or "") for o in passed)
+        found.append(Parity(family, len({text for _, text in answers}) == 1, answers))
+    return found
+
+
 # -- the report -------------------------------------------------------------------------
 
 
@@ -171,6 +200,10 @@ def report_markdown(outcomes: list[Outcome], host: Host, when: dt.datetime) -> s
         c = o.case
         seconds = f"{o.seconds:.1f}" if o.status != "skip" else ""
         lines.append(f"| {c.family} | {c.engine} | {c.version} | {c.variant} | {o.status} | {seconds} | {detail} |")
+    same = parity(outcomes)
+    if same:
+        lines += ["", "## Parity (same prompt, greedy)", ""]
+        lines += [f"- {'same' if p.same else 'DIFFERENT'}: {p.describe()}" for p in same]
     return "\n".join(lines) + "\n"
 
 

@@ -51,6 +51,10 @@ def verify(
         loaded, host, family=family, engine=engine, jobs=jobs, timeout=timeout, reporter=RichReporter(verbose()),
         on_done=done,
     )  # fmt: skip
+    from envman.verify import parity
+
+    for same in parity(outcomes):
+        out.print(f"PARITY {'same' if same.same else 'DIFFERENT'}: {same.describe()}", markup=False)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "skip")}
     out.print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped", markup=False)
     if report:

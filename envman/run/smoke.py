@@ -25,7 +25,7 @@ from envman.diagnose import Finding, diagnose
 from envman.environments import BuildResult, Environment
 from envman.errors import TargetError
 from envman.hardware.host import Host
-from envman.matrix.schema import Matrix
+from envman.matrix.schema import Matrix, Modality
 from envman.plan.planner import Planner, PlanRequest
 from envman.plan.result import Plan
 from envman.report import NullReporter, Reporter
@@ -109,11 +109,43 @@ def parse_answer(data: Any) -> Answer:
     )
 
 
-def chat(base_url: str, model: str, *, api_key: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Answer:
+def tiny_png(size: int = 32) -> bytes:
+    """A small solid red PNG, made with the standard library (the image request's picture)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + b"\xff\x00\x00" * size
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * size)) + chunk(b"IEND", b"")
+    )
+
+
+def image_message() -> list[dict[str, Any]]:
+    import base64
+
+    url = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+    return [
+        {"type": "text", "text": "What colour is this picture?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+
+
+def chat(
+    base_url: str,
+    model: str,
+    *,
+    api_key: str | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+    content: str | list[dict[str, Any]] = PROMPT,
+) -> Answer:
     """One greedy chat completion of a few tokens (``base_url`` is the OpenAI root, ``…/v1``)."""
     body = {
         "model": model,
-        "messages": [{"role": "user", "content": PROMPT}],
+        "messages": [{"role": "user", "content": content}],
         "temperature": 0,
         "max_tokens": MAX_TOKENS,
         "logprobs": True,
@@ -206,6 +238,7 @@ def smoke(
     log_path = record_path.with_suffix(".log")
     command = command_for(plan.command, plan.env, environment.python_bin, plan.url, plan.ready_path)
     answer: Answer | None = None
+    image_answer: Answer | None = None
     error: str | None = None
     ready: float | None = None
     request_seconds: float | None = None
@@ -220,6 +253,12 @@ def smoke(
             asked = time.monotonic()
             try:
                 answer = chat(server.base_url, plan.served_model_name, timeout=request_timeout)
+                if Modality.IMAGE in plan.model.modalities and not plan.model.smoke:
+                    # a vision-language model with real weights must also see a picture
+                    reporter.detail("asking again with an image")
+                    image_answer = chat(
+                        server.base_url, plan.served_model_name, timeout=request_timeout, content=image_message()
+                    )
             finally:
                 request_seconds = time.monotonic() - asked
     except StartupError as failure:
@@ -227,7 +266,8 @@ def smoke(
     except RequestError as failure:
         error = failure.message
     total = time.monotonic() - started
-    passed = answer is not None
+    needs_image = Modality.IMAGE in plan.model.modalities and not plan.model.smoke
+    passed = answer is not None and (image_answer is not None or not needs_image)
     log = _read(log_path)
     findings = [] if passed else diagnose(f"{log}\n{error or ''}", matrix, engine=plan.engine, family=plan.family)
     diagnosis = describe_findings(findings)
@@ -240,7 +280,7 @@ def smoke(
         timings=timings,
         command=list(command.argv),
         model_path=model_path,
-        answer=answer.to_json() if answer else None,
+        answer=(answer.to_json() | ({"image": image_answer.to_json()} if image_answer else {})) if answer else None,
         diagnosis=diagnosis,
         findings=[f.to_json() for f in findings],
         error=error,

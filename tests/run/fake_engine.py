@@ -56,7 +56,10 @@ def main() -> int:
                 self.send(404, {})
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if env.get("FAKE_REQUESTS_LOG"):  # the tests read what the engine was asked
+                with open(env["FAKE_REQUESTS_LOG"], "ab") as log:
+                    log.write(body + b"\n")
             if env.get("FAKE_BAD_ANSWER"):
                 self.send(200, {"choices": [], "usage": {"completion_tokens": 0}})
                 return

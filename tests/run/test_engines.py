@@ -224,3 +224,11 @@ def test_vllm_cpu_smoke(vllm_home: Path) -> None:
     evidence = json.loads(Path(data["evidence"]).read_text())
     assert evidence["server"]["env"]["VLLM_CPU_KVCACHE_SPACE"]
     assert "--gpu-memory-utilization" in evidence["server"]["command"]
+
+    # parity: the same random weights, as HF safetensors in vLLM and as GGUF in llama.cpp,
+    # give the same greedy answer to the same prompt
+    other = envman(vllm_home, "smoke", "smoke-gemma3", "--engine", "xllamacpp", "--json", timeout=600)
+    assert other.returncode == 0, other.stderr[-3000:]
+    llama_cpp = json.loads(other.stdout)
+    assert llama_cpp["completion_tokens"] == data["completion_tokens"]
+    assert llama_cpp["answer"]["text"] == data["answer"]["text"]

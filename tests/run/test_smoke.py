@@ -166,3 +166,35 @@ def test_parse_answer_reads_vllm_token_ids() -> None:
     }
     answer = parse_answer({"choices": [choice], "usage": {"completion_tokens": 2, "prompt_tokens": 4}})
     assert (answer.text, answer.token_ids, answer.prompt_tokens) == ("ab", (5, 9), 4)
+
+
+def test_a_vision_model_with_real_weights_is_also_shown_a_picture(
+    home: Path, real_matrix: Matrix, fake_env: Environment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = tmp_path / "requests.jsonl"
+    monkeypatch.setenv("FAKE_REQUESTS_LOG", str(requests))
+    weights = tmp_path / "gemma-3-4b-it-Q4_K_M.gguf"
+    weights.write_bytes(b"GGUF")
+    host = parse_hardware("cpu", real_matrix.gpus)
+    request = PlanRequest(model="gemma-3-4b-it", engine="xllamacpp", port=free_port(), model_path=str(weights))
+    vision = Planner(real_matrix, host).plan(request)
+
+    result = smoke(real_matrix, vision, fake_env, weights, 30, RecordingReporter())
+
+    assert result.passed, result.error
+    asked = [json.loads(line) for line in requests.read_text().splitlines()]
+    assert len(asked) == 2
+    assert asked[0]["messages"][0]["content"] == "Say hello."
+    parts = asked[1]["messages"][0]["content"]
+    assert parts[0] == {"type": "text", "text": "What colour is this picture?"}
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
+    assert json.loads(result.evidence.read_text())["answer"]["image"]["completion_tokens"] == 1
+
+
+def test_a_smoke_model_gets_no_picture(
+    home: Path, real_matrix: Matrix, plan: Plan, fake_env: Environment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = tmp_path / "requests.jsonl"
+    monkeypatch.setenv("FAKE_REQUESTS_LOG", str(requests))
+    assert smoke(real_matrix, plan, fake_env, tmp_path / "m.gguf", 30, RecordingReporter()).passed
+    assert len(requests.read_text().splitlines()) == 1
