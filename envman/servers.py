@@ -55,8 +55,14 @@ class ServerRecord:
     started: float  # epoch seconds
     log: str
     command: list[str]
+    container: str | None = None  # `envman up --docker`: the container's name
 
     def alive(self) -> bool:
+        if self.container:
+            from envman.docker.container import find
+
+            found = find(self.container)
+            return found is not None and found.status == "running"
         ticks = start_ticks(self.pid)
         if ticks is None:
             return False
@@ -72,7 +78,8 @@ class ServerRecord:
             "engine_version": self.engine_version,
             "variant": self.variant,
             "url": self.url,
-            "pid": self.pid,
+            "pid": self.pid or None,
+            "container": self.container,
             "status": "running" if alive else "dead",
             "uptime_seconds": round(time.time() - self.started) if alive else None,
             "log": self.log,
@@ -122,6 +129,15 @@ def stop(record: ServerRecord, interrupt_timeout: float = 10.0, terminate_timeou
     """Stop a detached server's whole process group (interrupt, terminate, kill); forget it."""
     from envman.run.server import group_members
 
+    if record.container:
+        from envman.docker.container import find, stop_and_remove
+
+        found = find(record.container)
+        running = found is not None and found.status == "running"
+        if found is not None:
+            stop_and_remove(found, int(interrupt_timeout))
+        forget(record.name)
+        return running
     stopped = False
     if record.alive():
         pgid = record.pid  # started in its own session: the leader's pid is the group id

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from envman.cli._app import app, verbose
 from envman.cli._common import JsonOption, MatrixOption, load
 from envman.cli._console import err, out, print_json
+from envman.errors import UsageError
 
 
 @app.command("smoke")
@@ -25,6 +27,15 @@ def smoke(
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds the server may take to become ready.")] = 600,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recreate the environment even if it exists.")] = False,
+    docker: Annotated[
+        bool, typer.Option("--docker", help="Build the combination's image and smoke inside a container.")
+    ] = False,
+    base_image: Annotated[
+        str | None, typer.Option("--base-image", help="With --docker: another base image (a local stand-in).")
+    ] = None,
+    extra_ca: Annotated[
+        Path | None, typer.Option("--extra-ca", help="With --docker: a CA bundle the build must trust.")
+    ] = None,
     matrix: MatrixOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -38,6 +49,11 @@ def smoke(
 
     loaded = load(matrix)
     reporter = RichReporter(verbose())
+    if docker:
+        _smoke_in_docker(loaded, model, engine, version, format, force, base_image, extra_ca, reporter, json)
+        return
+    if base_image or extra_ca:
+        raise UsageError("--base-image and --extra-ca go with --docker")
     request = PlanRequest(
         model=model, engine=engine, version=version, format=format, force=force, model_path=model_path
     )
@@ -83,3 +99,39 @@ def smoke(
         out.print(f"  evidence: {result.evidence}", markup=False)
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _smoke_in_docker(
+    matrix: Any,
+    model: str,
+    engine: str | None,
+    version: str | None,
+    format: str | None,
+    force: bool,
+    base_image: str | None,
+    extra_ca: Path | None,
+    reporter: Any,
+    json: bool,
+) -> None:
+    """Plan on this host, then build the combination's image and smoke the model in a container."""
+    from envman.docker.ci import smoke_combination
+    from envman.hardware.detect import detect_host
+    from envman.locks import Combination
+    from envman.plan.planner import Planner, PlanRequest
+
+    plan = Planner(matrix, detect_host()).plan(
+        PlanRequest(model=model, engine=engine, version=version, format=format, force=force)
+    )
+    combination = Combination(plan.engine, plan.engine_version, plan.variant.name)
+    result = smoke_combination(
+        matrix, combination, model=plan.model.name, base_image=base_image, extra_ca=extra_ca, reporter=reporter
+    )
+    if json:
+        print_json(result)
+        return
+    smoke = result["smoke"]
+    out.print(
+        f"[green]passed[/] {combination} in {result['build']['tag']}: ready after {smoke['ready_seconds']:.1f}s",
+        highlight=False,
+    )
+    out.print(f"  answer: {smoke['reply']!r}", markup=False)

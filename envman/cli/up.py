@@ -9,8 +9,9 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +19,7 @@ from envman.cli._app import app, passthrough, verbose
 from envman.cli._common import HardwareOption, JsonOption, MatrixOption, load, target_host
 from envman.cli._console import err, out, print_json
 from envman.errors import TargetError, UsageError
+from envman.plan.result import Plan
 
 SECRET_ENV = ("VLLM_API_KEY", "ENVMAN_API_KEY")
 
@@ -90,6 +92,15 @@ def up(
         bool, typer.Option("--force", help="Override the planner's refusals (floors, known-bad, memory).")
     ] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the engine to be ready.")] = 600,
+    docker: Annotated[
+        bool, typer.Option("--docker", help="Run the combination's Docker image instead of a local environment.")
+    ] = False,
+    base_image: Annotated[
+        str | None, typer.Option("--base-image", help="With --docker: another base image (a local stand-in).")
+    ] = None,
+    extra_ca: Annotated[
+        Path | None, typer.Option("--extra-ca", help="With --docker: a CA bundle the image build must trust.")
+    ] = None,
     matrix: MatrixOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -119,7 +130,7 @@ def up(
     elif port == 0:
         port = ports.free_port(host)
 
-    def make_plan(path: str | None):  # type: ignore[no-untyped-def]
+    def make_plan(path: str | None, bind: str | None = None, listen: int | None = None) -> Plan:
         return Planner(loaded, target).plan(
             PlanRequest(
                 model=model,
@@ -131,8 +142,8 @@ def up(
                 memory_utilization=gpu_memory_utilization,
                 trust_remote_code=trust_remote_code,
                 force=force,
-                host_address=host,
-                port=port,
+                host_address=bind or host,
+                port=listen or port,
                 served_model_name=served_model_name,
                 model_path=path,
                 api_key=api_key,
@@ -167,6 +178,14 @@ def up(
 
     # 1. weights first: a model that cannot be obtained fails before anything is built or started
     weights = obtain(plan.model, plan.artifact, model_path=model_path, reporter=reporter)
+    if docker:
+        _up_in_docker(
+            loaded, plan, make_plan, weights, server_name, host, port, api_key, detach, json, timeout,
+            base_image, extra_ca, reporter,
+        )  # fmt: skip
+        return
+    if base_image or extra_ca:
+        raise UsageError("--base-image and --extra-ca go with --docker")
     plan = make_plan(str(weights))
     # 2. the environment
     built = build(
@@ -300,7 +319,8 @@ def ps(json: JsonOption = False) -> None:
     for r in records:
         uptime = f"up {r['uptime_seconds']}s" if r["status"] == "running" else "DEAD"
         out.print(
-            f"{r['name']}  {r['model']}  {r['engine']} {r['engine_version']}  {r['url']}  pid {r['pid']}  {uptime}",
+            f"{r['name']}  {r['model']}  {r['engine']} {r['engine_version']}  {r['url']}  "
+            f"{'container ' + r['container'] if r['container'] else 'pid ' + str(r['pid'])}  {uptime}",
             markup=False,
         )
 
@@ -322,3 +342,92 @@ def down(
     for record in records:
         was_running = servers.stop(record)
         out.print(f"{record.name}: {'stopped' if was_running else 'was already dead; forgotten'}", markup=False)
+
+
+INNER_PORT = 8000
+MODELS_DIR = "/models"
+
+
+def _up_in_docker(
+    matrix: Any,
+    plan: Plan,
+    make_plan: Callable[..., Plan],
+    weights: Path,
+    name: str,
+    host: str,
+    port: int,
+    api_key: str | None,
+    detach: bool,
+    json: bool,
+    timeout: float,
+    base_image: str | None,
+    extra_ca: Path | None,
+    reporter: Any,
+) -> None:
+    """`envman up --docker`: the combination's image, weights mounted, GPUs passed for cuda."""
+    from envman import servers
+    from envman.docker import container as containers
+    from envman.docker.image import build_image
+    from envman.matrix.schema import Accelerator
+
+    image = build_image(
+        matrix, plan.engine, plan.engine_version, plan.variant.name,
+        base_image=base_image, extra_ca=extra_ca, reporter=reporter,
+    )  # fmt: skip
+    inside = f"{MODELS_DIR}/{weights.name}"
+    # inside the container the server listens on every interface; it is published on host:port only
+    inner = make_plan(inside, "0.0.0.0", INNER_PORT)  # noqa: S104
+    argv = list(inner.command)  # "python" is the image's interpreter (its PATH has the venv)
+    cname = f"envman-{name}"
+    existing = containers.find(cname)
+    if existing is not None:
+        if existing.status == "running":
+            raise UsageError(f"a server named {name!r} is running in Docker", hint=f"`envman down {name}` it first")
+        containers.stop_and_remove(existing)
+    box = containers.run_server(
+        image.tag,
+        name=cname,
+        command=argv,
+        environment=dict(inner.env),
+        host=host,
+        port=port,
+        inner_port=INNER_PORT,
+        mounts={str(weights): inside},
+        gpus=plan.variant.accelerator is Accelerator.CUDA,
+    )
+    url_root = plan.url.removesuffix("/v1")
+    try:
+        with reporter.status(f"waiting for {url_root}{plan.ready_path} ({image.tag})"):
+            ready = containers.wait_ready(box, url_root + plan.ready_path, timeout, matrix, plan.engine)
+    except BaseException:
+        containers.stop_and_remove(box)
+        raise
+    if detach:
+        record = servers.ServerRecord(
+            name=name, model=plan.model.name, engine=plan.engine, engine_version=str(plan.engine_version),
+            variant=plan.variant.name, url=plan.url, host=host, port=port, pid=0, pid_start=None,
+            started=time.time(), log=f"docker logs {cname}", command=_masked(argv, {}, api_key)[0], container=cname,
+        )  # fmt: skip
+        servers.save(record)
+        if json:
+            shown = _masked(argv, {}, api_key)[0]
+            print_json(
+                {"plan": plan.to_json(), "command": shown, "url": plan.url, "name": name, "container": cname,
+                 "image": image.tag, "ready_seconds": round(ready, 3)}
+            )  # fmt: skip
+            return
+        _print_ready(plan.url, plan.served_model_name, api_key, ready, name)
+        return
+    _print_ready(plan.url, plan.served_model_name, api_key, ready, None)
+    try:
+        for chunk in box.logs(stream=True, follow=True):
+            err.print(chunk.decode(errors="replace").rstrip("\n"), markup=False, highlight=False)
+        box.reload()
+        code = box.attrs["State"].get("ExitCode")
+        raise TargetError(f"the engine's container exited on its own (exit {code})")
+    except KeyboardInterrupt:
+        err.print("stopping the container", highlight=False)
+        containers.stop_and_remove(box)
+        sys.exit(130)
+    finally:
+        containers.stop_and_remove(box)

@@ -7,6 +7,7 @@ reported with its log tail and the diagnosis of its log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
@@ -159,3 +160,72 @@ def _exited(image: str, container: Any, matrix: Matrix | None, engine: str | Non
         f"{image} exited (status {code}) before it was ready:\n{tail}"
         + (f"\nknown failure:{diagnosis}" if diagnosis else "")
     )
+
+
+def run_server(
+    image: str,
+    *,
+    name: str,
+    command: Sequence[str],
+    environment: Mapping[str, str],
+    host: str,
+    port: int,
+    inner_port: int,
+    mounts: Mapping[str, str],
+    gpus: bool,
+) -> Any:
+    """Start ``image`` as a server container (not removed when it stops: `down` removes it).
+
+    The container's port is published on ``host:port`` only; weights are mounted read-only.
+    """
+    api = client()
+    kwargs: dict[str, Any] = {}
+    if gpus:
+        from docker.types import DeviceRequest
+
+        kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    return api.containers.run(
+        image,
+        command=list(command),
+        name=name,
+        detach=True,
+        ports={f"{inner_port}/tcp": (host, port)},
+        volumes={source: {"bind": inside, "mode": "ro"} for source, inside in mounts.items()},
+        environment=dict(environment),
+        labels={"io.envman.server": name},
+        **kwargs,
+    )
+
+
+def wait_ready(container: Any, url: str, timeout: float, matrix: Matrix | None, engine: str | None) -> float:
+    """Seconds until ``url`` answers 200; the log tail and diagnosis if the container exits first."""
+    started = time.monotonic()
+    while _get(url) != 200:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise _exited(container.image.tags[0] if container.image.tags else "image", container, matrix, engine)
+        if time.monotonic() - started > timeout:
+            raise TargetError(f"the container did not answer {url} within {timeout:.0f} s:\n{_logs(container)}")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def find(name: str) -> Any | None:
+    from docker.errors import NotFound
+
+    try:
+        return client().containers.get(name)
+    except NotFound:
+        return None
+
+
+def stop_and_remove(container: Any, timeout: int = 10) -> None:
+    """Stop (SIGTERM, then SIGKILL after ``timeout`` s) and remove a server container."""
+    from docker.errors import NotFound
+
+    try:
+        container.stop(timeout=timeout)
+    except NotFound:
+        return
+    with contextlib.suppress(NotFound):
+        container.remove(force=True)
