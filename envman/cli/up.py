@@ -172,7 +172,7 @@ def up(
         return
 
     from envman.environments import build
-    from envman.run.server import command_for, serve, shutdown, start
+    from envman.run.server import Server, command_for, serve, shutdown, start_owned
     from envman.uv import Uv, find_uv
     from envman.weights import obtain
 
@@ -212,14 +212,16 @@ def up(
         record_existing = servers.load(server_name)
         if record_existing is not None and record_existing.alive():
             raise UsageError(f"a server named {server_name!r} is running", hint="`envman down NAME` it, or pass --name")
-        server = start(command, log_path, reporter)
+        owned: list[Server] = []
         try:
+            server = start_owned(command, log_path, owned, reporter)
             with reporter.status(f"waiting for {command.ready_url}"):
                 server.wait_ready(timeout)
         except BaseException as error:
-            shutdown(server.process)
+            for started in owned:
+                shutdown(started.process)
             if isinstance(error, TargetError):
-                raise _diagnosed(error, server.log(), loaded, plan.engine) from None
+                raise _diagnosed(error, _read(log_path), loaded, plan.engine) from None
             raise
         record = servers.ServerRecord(
             name=server_name,

@@ -323,17 +323,53 @@ def serve(
 ) -> Iterator[Server]:
     """Start the server, wait until it is ready, yield it; stop it and its group on the way out."""
     reporter = reporter or NullReporter()
-    server = start(command, log_path, reporter)
-    follower = _Follower(log_path, on_line) if on_line else None
-    if follower:
-        follower.start()
+    owned: list[Server] = []
+    follower = None
     try:
+        server = start_owned(command, log_path, owned, reporter)
+        follower = _Follower(log_path, on_line) if on_line else None
+        if follower:
+            follower.start()
         server.wait_ready(timeout)
         reporter.detail(f"ready after {server.ready_seconds:.1f}s at {command.url_root}")
         yield server
     finally:
-        code = shutdown(server.process, interrupt_timeout, terminate_timeout)
-        reporter.detail(f"server stopped ({describe_exit(code)})")
+        for started in owned:
+            code = shutdown(started.process, interrupt_timeout, terminate_timeout)
+            reporter.detail(f"server stopped ({describe_exit(code)})")
         if follower:
             follower.done.set()
             follower.join(timeout=2)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C (SIGINT) while a child is started, so it never runs without an owner.
+
+    Only the main thread can install a handler; elsewhere nothing is held.
+    """
+    pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield pending
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def start_owned(
+    command: ServerCommand, log_path: Path, owned: list[Server], reporter: Reporter | None = None
+) -> Server:
+    """:func:`start`, appending the server to ``owned`` before a Ctrl-C can interrupt.
+
+    Call it inside the ``try`` whose ``finally`` stops every server in ``owned``: a Ctrl-C
+    that comes while the child is being started is held until the child is in ``owned``,
+    then raised, so no server is ever left running without an owner.
+    """
+    with _interrupts_held() as pending:
+        owned.append(start(command, log_path, reporter))
+    if pending:
+        raise KeyboardInterrupt
+    return owned[-1]
