@@ -74,6 +74,40 @@ def known_good(
     return sorted(found)
 
 
+def select(
+    matrix: Matrix,
+    *,
+    model: str | None = None,
+    family: str | None = None,
+    engine: str | None = None,
+    version: str | None = None,
+    variant: str | None = None,
+) -> tuple[list[Combination], bool]:
+    """The known-good combinations a command selects (names checked), and whether that is all of them."""
+    from packaging.version import InvalidVersion
+
+    from envman.plan.planner import resolve_model
+
+    families = [resolve_model(matrix, model)[0].family] if model else None
+    if family:
+        if family not in matrix.families:
+            raise UsageError(f"unknown family {family!r}", hint="`envman matrix` lists the families")
+        families = [family]
+    if engine and engine not in matrix.engines:
+        raise UsageError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(matrix.engines)}")
+    if variant and engine and variant not in matrix.engines[engine].variants:
+        raise UsageError(
+            f"{engine} has no variant {variant!r}", hint=f"variants: {', '.join(matrix.engines[engine].variants)}"
+        )
+    if version:
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise UsageError(f"{version!r} is not a version") from None
+    selected = known_good(matrix, families=families, engine=engine, version=version, variant=variant)
+    return selected, not (model or family or engine or version or variant)
+
+
 def _day_after(date: str) -> str:
     day = dt.date.fromisoformat(date) + dt.timedelta(days=1)
     return f"{day.isoformat()}T00:00:00Z"

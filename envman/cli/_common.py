@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 
@@ -41,3 +42,44 @@ def target_host(hardware: str | None, matrix: Matrix) -> Host:
     from envman.hardware.detect import detect_host
 
     return detect_host()
+
+
+EngineOption = Annotated[str | None, typer.Option("--engine", help="Only consider this engine.", show_default=False)]
+VersionOption = Annotated[
+    str | None, typer.Option("--version", help="Engine version (needs --engine).", show_default=False)
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="Weights format: pytorch, gguf, gguf:Q4_K_M, awq, gptq, bnb, fp8, mxfp4.", show_default=False
+    ),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Override the planner's refusals (floors, known-bad, memory).")
+]
+ModelArgument = Annotated[str, typer.Argument(help="Catalog model name (`envman models`), alias or hub repo id.")]
+
+
+class Problem(Protocol):
+    """A --check finding: which file, and what is wrong with it."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+def print_check(problems: Sequence[Problem], json: bool, ok: str) -> None:
+    """The output of a --check: each problem (exit 1), or the all-clear line."""
+    from envman.cli._console import out, print_json
+
+    if json:
+        print_json({"ok": not problems, "problems": [{"path": str(p.path), "reason": p.reason} for p in problems]})
+    else:
+        for problem in problems:
+            out.print(str(problem), markup=False)
+        if not problems:
+            out.print(ok, markup=False)
+    if problems:
+        raise typer.Exit(1)

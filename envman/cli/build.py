@@ -8,20 +8,29 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app, verbose
-from envman.cli._common import HardwareOption, JsonOption, MatrixOption, load, target_host
+from envman.cli._common import (
+    EngineOption,
+    ForceOption,
+    FormatOption,
+    HardwareOption,
+    JsonOption,
+    MatrixOption,
+    ModelArgument,
+    VersionOption,
+    load,
+    target_host,
+)
 from envman.cli._console import out, print_json
 
 
 @app.command("build")
 def build(
-    model: Annotated[str, typer.Argument(help="Catalog model name, alias or hub repo id.")],
-    engine: Annotated[str | None, typer.Option("--engine", help="Only consider this engine.")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="Engine version (needs --engine).")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Weights format (see `envman plan`).")] = None,
+    model: ModelArgument,
+    engine: EngineOption = None,
+    version: VersionOption = None,
+    format: FormatOption = None,
     hardware: HardwareOption = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Override the planner's refusals (floors, known-bad, memory).")
-    ] = False,
+    force: ForceOption = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recreate the environment even if it exists.")] = False,
     docker: Annotated[
         bool, typer.Option("--docker", help="Build a Docker image from its generated Dockerfile instead of a venv.")

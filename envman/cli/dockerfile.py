@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app
-from envman.cli._common import JsonOption, MatrixOption
+from envman.cli._common import JsonOption, MatrixOption, print_check
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
 
@@ -57,14 +57,7 @@ def dockerfile(
     targets = [df.target_for(loaded, c, lock_dir=lock_dir, extra_args=arg or (), extra_env=extra_env) for c in selected]
     if check:
         problems = df.check(targets, directory, select_all=everything or all_)
-        if json:
-            print_json({"ok": not problems, "problems": [{"path": str(p.path), "reason": p.reason} for p in problems]})
-        for problem in [] if json else problems:
-            out.print(str(problem), markup=False)
-        if problems:
-            raise typer.Exit(1)
-        if not json:
-            out.print(f"{len(targets)} Dockerfiles up to date in {directory}", markup=False)
+        print_check(problems, json, f"{len(targets)} Dockerfiles up to date in {directory}")
         return
     if extra_ca is not None:
         copied = install_extra_ca(extra_ca, directory.parent / df.EXTRA_CA_DIR)

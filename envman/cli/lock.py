@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app, verbose
-from envman.cli._common import JsonOption, MatrixOption, load
+from envman.cli._common import JsonOption, MatrixOption, load, print_check
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
 
@@ -30,45 +30,20 @@ def lock(
     json: JsonOption = False,
 ) -> None:
     """Write (or --check) one hash-pinned lockfile per engine × version × variant × Python."""
-    from packaging.version import InvalidVersion, Version
+    from packaging.version import Version
 
     from envman import locks
     from envman.cli._reporter import RichReporter
-    from envman.plan.planner import resolve_model
     from envman.uv import Uv, find_uv
 
     loaded = load(matrix)
-    families = None
-    if model:
-        families = [resolve_model(loaded, model)[0].family]
-    if family:
-        if family not in loaded.families:
-            raise UsageError(f"unknown family {family!r}", hint="`envman matrix` lists the families")
-        families = [family]
-    if engine and engine not in loaded.engines:
-        raise UsageError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(loaded.engines)}")
-    if variant and engine and variant not in loaded.engines[engine].variants:
-        raise UsageError(
-            f"{engine} has no variant {variant!r}", hint=f"variants: {', '.join(loaded.engines[engine].variants)}"
-        )
-    if version:
-        try:
-            Version(version)
-        except InvalidVersion:
-            raise UsageError(f"{version!r} is not a version") from None
-    selected = locks.known_good(loaded, families=families, engine=engine, version=version, variant=variant)
+    selected, everything = locks.select(
+        loaded, model=model, family=family, engine=engine, version=version, variant=variant
+    )
     directory = locks.lockfiles_dir(loaded)
-    everything = not (model or family or engine or version or variant)
     if check:
         problems = locks.check(loaded, directory, selected, select_all=everything)
-        if json:
-            print_json({"ok": not problems, "problems": [{"path": str(p.path), "reason": p.reason} for p in problems]})
-        for problem in [] if json else problems:
-            out.print(str(problem), markup=False)
-        if problems:
-            raise typer.Exit(1)
-        if not json:
-            out.print(f"{len(selected)} lockfiles up to date in {directory}", markup=False)
+        print_check(problems, json, f"{len(selected)} lockfiles up to date in {directory}")
         return
     if not selected:
         if not (engine and version and variant):

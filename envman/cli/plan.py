@@ -7,18 +7,27 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app
-from envman.cli._common import HardwareOption, JsonOption, MatrixOption, load, target_host
+from envman.cli._common import (
+    EngineOption,
+    ForceOption,
+    FormatOption,
+    HardwareOption,
+    JsonOption,
+    MatrixOption,
+    ModelArgument,
+    VersionOption,
+    load,
+    target_host,
+)
 from envman.cli._console import out, print_json
 
 
 @app.command("plan")
 def plan(
-    model: Annotated[str, typer.Argument(help="Catalog model name (`envman models`), alias or hub repo id.")],
-    engine: Annotated[str | None, typer.Option("--engine", help="Only consider this engine.")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="Engine version (needs --engine).")] = None,
-    format: Annotated[
-        str | None, typer.Option("--format", help="Weights format: pytorch, gguf, gguf:Q4_K_M, awq, gptq, bnb, fp8.")
-    ] = None,
+    model: ModelArgument,
+    engine: EngineOption = None,
+    version: VersionOption = None,
+    format: FormatOption = None,
     hardware: HardwareOption = None,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Context length.")] = None,
     tensor_parallel_size: Annotated[
@@ -27,9 +36,7 @@ def plan(
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Let the engine run the model repository's own code.")
     ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Override version floors, known-bad versions and memory limits.")
-    ] = False,
+    force: ForceOption = False,
     matrix: MatrixOption = None,
     json: JsonOption = False,
 ) -> None:

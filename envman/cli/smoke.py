@@ -8,20 +8,27 @@ from typing import Annotated, Any
 import typer
 
 from envman.cli._app import app, verbose
-from envman.cli._common import JsonOption, MatrixOption, load
+from envman.cli._common import (
+    EngineOption,
+    ForceOption,
+    FormatOption,
+    JsonOption,
+    MatrixOption,
+    ModelArgument,
+    VersionOption,
+    load,
+)
 from envman.cli._console import err, out, print_json
 from envman.errors import UsageError
 
 
 @app.command("smoke")
 def smoke(
-    model: Annotated[str, typer.Argument(help="Catalog model name, alias or hub repo id.")],
-    engine: Annotated[str | None, typer.Option("--engine", help="Only consider this engine.")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="Engine version (needs --engine).")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Weights format (see `envman plan`).")] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Override the planner's refusals (floors, known-bad, memory).")
-    ] = False,
+    model: ModelArgument,
+    engine: EngineOption = None,
+    version: VersionOption = None,
+    format: FormatOption = None,
+    force: ForceOption = False,
     model_path: Annotated[
         str | None, typer.Option("--model-path", help="Local weights (a .gguf file, or a model folder).")
     ] = None,

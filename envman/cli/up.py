@@ -16,7 +16,17 @@ from typing import Annotated, Any
 import typer
 
 from envman.cli._app import app, passthrough, verbose
-from envman.cli._common import HardwareOption, JsonOption, MatrixOption, load, target_host
+from envman.cli._common import (
+    EngineOption,
+    ForceOption,
+    FormatOption,
+    HardwareOption,
+    JsonOption,
+    MatrixOption,
+    VersionOption,
+    load,
+    target_host,
+)
 from envman.cli._console import err, out, print_json
 from envman.errors import TargetError, UsageError
 from envman.plan.result import Plan
@@ -58,9 +68,9 @@ def up(
     model: Annotated[
         str, typer.Argument(help="Catalog model name, alias or hub repo id. Engine arguments go after --.")
     ],
-    engine: Annotated[str | None, typer.Option("--engine", help="Only consider this engine.")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="Engine version (needs --engine).")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Weights format (see `envman plan`).")] = None,
+    engine: EngineOption = None,
+    version: VersionOption = None,
+    format: FormatOption = None,
     hardware: HardwareOption = None,
     port: Annotated[int, typer.Option("--port", help="Port to serve on (0: a free one).")] = 8000,
     host: Annotated[str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
@@ -88,9 +98,7 @@ def up(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan, argv and environment; build and start nothing.")
     ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Override the planner's refusals (floors, known-bad, memory).")
-    ] = False,
+    force: ForceOption = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the engine to be ready.")] = 600,
     docker: Annotated[
         bool, typer.Option("--docker", help="Run the combination's Docker image instead of a local environment.")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from packaging.version import InvalidVersion, Version
-
 from envman import locks
 from envman.docker.dockerfile import EXTRA_CA_DIR, LAUNCHERS_DIR, Target
 from envman.errors import UsageError
@@ -31,28 +29,14 @@ def selected_combinations(
     version: str | None = None,
     variant: str | None = None,
 ) -> tuple[list[Combination], bool]:
-    """The known-good combinations a command selects, and whether that is all of them."""
-    from envman.plan.planner import resolve_model
-
-    families = [resolve_model(matrix, model)[0].family] if model else None
-    if engine and engine not in matrix.engines:
-        raise UsageError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(matrix.engines)}")
-    if variant and engine and variant not in matrix.engines[engine].variants:
-        raise UsageError(
-            f"{engine} has no variant {variant!r}", hint=f"variants: {', '.join(matrix.engines[engine].variants)}"
-        )
-    if version:
-        try:
-            Version(version)
-        except InvalidVersion:
-            raise UsageError(f"{version!r} is not a version") from None
-    selected = locks.known_good(matrix, families=families, engine=engine, version=version, variant=variant)
+    """:func:`envman.locks.select`, where selecting nothing is an error (a Dockerfile needs a lock)."""
+    selected, everything = locks.select(matrix, model=model, engine=engine, version=version, variant=variant)
     if not selected:
         raise UsageError(
             "no known-good combination matches",
             hint="`envman ci matrix --format json` lists them; a Dockerfile needs a committed lockfile",
         )
-    return selected, not (model or engine or version or variant)
+    return selected, everything
 
 
 def install_extra_ca(source: Path, directory: Path) -> Path:

