@@ -162,7 +162,8 @@ class Server:
                     hint=f"a bigger --timeout may help; full log: {self.log_path}",
                 )
             time.sleep(delay)
-            delay = min(0.5, delay * 1.5)
+            if time.monotonic() - self.started > 2.0:  # quick engines are seen at once; slow ones polled less
+                delay = min(0.5, delay * 1.5)
 
 
 def describe_exit(code: int) -> str:
