@@ -7,20 +7,19 @@ a version``. After this module the rest of envman trusts the data.
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from envman.errors import ConfigError
 from envman.matrix.lines import LineIndex
 from envman.matrix.lines import Path as KeyPath
+from envman.matrix.reader import Problems, Reader, parse_enum, parse_version
 from envman.matrix.schema import (
     Accelerator,
     Artifact,
@@ -46,218 +45,28 @@ from envman.matrix.schema import (
 )
 
 SCHEMA_VERSION = 1
-E = TypeVar("E", bound=enum.Enum)
-_MISSING = object()
-
-
-class _Problems:
-    """Collects problems with their key path; turns them into file:line messages."""
-
-    def __init__(self, path: Path, index: LineIndex) -> None:
-        self.path = path
-        self.index = index
-        self.items: list[tuple[int, str]] = []
-
-    def add(self, where: KeyPath, message: str) -> None:
-        line = self.index.line(where) or 0
-        dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in where).replace(".[", "[")
-        place = f"{self.path.name}:{line}" if line else self.path.name
-        self.items.append((line, f"{place} {dotted}: {message}"))
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            ordered = [text for _, text in sorted(self.items, key=lambda item: item[0])]
-            count = len(ordered)
-            raise ConfigError(
-                f"{self.path} has {count} problem{'s' if count > 1 else ''}",
-                problems=ordered,
-                hint="fix the keys above; `envman matrix --check` re-validates",
-            )
-
-
-class _Reader:
-    """Typed access to one TOML table, recording problems instead of raising."""
-
-    def __init__(self, problems: _Problems, data: Mapping[str, Any], where: KeyPath) -> None:
-        self.p = problems
-        self.data = data
-        self.where = where
-        self._known: set[str] = set()
-
-    def _get(self, key: str, default: Any) -> Any:
-        self._known.add(key)
-        value = self.data.get(key, _MISSING)
-        if value is _MISSING:
-            if default is _MISSING:
-                self.p.add(self.where + (key,), "is required")
-            return _MISSING
-        return value
-
-    def _type(self, key: str, value: Any, kind: type | tuple[type, ...], name: str) -> bool:
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            self.p.add(self.where + (key,), f"expected {name}, got {value!r}")
-            return False
-        if not isinstance(value, kind):
-            self.p.add(self.where + (key,), f"expected {name}, got {value!r}")
-            return False
-        return True
-
-    def text(self, key: str, default: Any = _MISSING) -> Any:
-        value = self._get(key, default)
-        if value is _MISSING:
-            return default if default is not _MISSING else ""
-        return value if self._type(key, value, str, "a string") else (default if default is not _MISSING else "")
-
-    def flag(self, key: str, default: bool = False) -> bool:
-        value = self._get(key, default)
-        if value is _MISSING:
-            return default
-        return value if self._type(key, value, bool, "true or false") else default
-
-    def integer(self, key: str, default: Any = _MISSING, minimum: int = 0) -> int:
-        value = self._get(key, default)
-        if value is _MISSING:
-            return int(default) if default is not _MISSING else 0
-        if not self._type(key, value, int, "an integer"):
-            return 0
-        if value < minimum:
-            self.p.add(self.where + (key,), f"must be at least {minimum}, got {value}")
-        return int(value)
-
-    def number(self, key: str, default: Any = _MISSING, low: float = 0.0, high: float | None = None) -> float:
-        value = self._get(key, default)
-        if value is _MISSING:
-            return float(default) if default is not _MISSING else 0.0
-        if not self._type(key, value, (int, float), "a number"):
-            return 0.0
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            self.p.add(self.where + (key,), f"must be {bound}, got {value}")
-        return float(value)
-
-    def strs(self, key: str, default: tuple[str, ...] | None = ()) -> tuple[str, ...]:
-        value = self._get(key, _MISSING if default is None else default)
-        if value is _MISSING:
-            return ()
-        if isinstance(value, tuple):
-            return value
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.p.add(self.where + (key,), f"expected a list of strings, got {value!r}")
-            return ()
-        return tuple(value)
-
-    def table(self, key: str, required: bool = False) -> Mapping[str, Any]:
-        value = self._get(key, _MISSING if required else {})
-        if value is _MISSING:
-            return {}
-        if not isinstance(value, dict):
-            self.p.add(self.where + (key,), f"expected a table, got {value!r}")
-            return {}
-        return value
-
-    def tables(self, key: str) -> list[Mapping[str, Any]]:
-        value = self._get(key, [])
-        if value is _MISSING:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.p.add(self.where + (key,), f"expected a list of tables, got {value!r}")
-            return []
-        return value
-
-    def env(self, key: str) -> dict[str, str]:
-        table = self.table(key)
-        result: dict[str, str] = {}
-        for name, value in table.items():
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                self.p.add(self.where + (key, name), "is not a valid environment variable name")
-            elif not isinstance(value, str):
-                self.p.add(self.where + (key, name), f"expected a string value, got {value!r}")
-            else:
-                result[name] = value
-        return result
-
-    def version(self, key: str, required: bool = False) -> Version | None:
-        text = self.text(key, _MISSING if required else None)
-        return _parse_version(self.p, self.where + (key,), text)
-
-    def versions(self, key: str) -> tuple[Version, ...]:
-        out = []
-        for i, text in enumerate(self.strs(key)):
-            parsed = _parse_version(self.p, self.where + (key, i), text)
-            if parsed is not None:
-                out.append(parsed)
-        return tuple(sorted(out))
-
-    def spec(self, key: str, default: Any = _MISSING) -> SpecifierSet:
-        text = self.text(key, default)
-        try:
-            return SpecifierSet(text or "")
-        except InvalidSpecifier:
-            self.p.add(self.where + (key,), f"{text!r} is not a version range (PEP 440, e.g. '>=0.8.0,<0.8.3')")
-            return SpecifierSet()
-
-    def enum(self, key: str, kind: type[E], default: Any = _MISSING) -> E:
-        text = self.text(key, default)
-        return _enum(self.p, self.where + (key,), kind, text) or next(iter(kind))
-
-    def enums(self, key: str, kind: type[E]) -> frozenset[E]:
-        out: set[E] = set()
-        for i, text in enumerate(self.strs(key)):
-            value = _enum(self.p, self.where + (key, i), kind, text)
-            if value is not None:
-                out.add(value)
-        return frozenset(out)
-
-    def done(self) -> None:
-        """Unknown keys are problems too: a typo must not be silently ignored."""
-        for key in self.data:
-            if key not in self._known:
-                import difflib
-
-                close = difflib.get_close_matches(key, sorted(self._known), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.p.add(self.where + (key,), f"unknown key{hint}")
-
-
-def _parse_version(problems: _Problems, where: KeyPath, text: Any) -> Version | None:
-    if text is None or text == "":
-        return None
-    try:
-        return Version(text)
-    except InvalidVersion:
-        problems.add(where, f"{text!r} is not a version")
-        return None
-
-
-def _enum(problems: _Problems, where: KeyPath, kind: type[E], text: Any) -> E | None:
-    try:
-        return kind(text)
-    except ValueError:
-        choices = ", ".join(str(m.value) for m in kind)
-        problems.add(where, f"{text!r} is not one of: {choices}")
-        return None
 
 
 def _each(
-    problems: _Problems, data: Mapping[str, Any], where: KeyPath, build: Callable[[str, _Reader], Any]
+    problems: Problems, data: Mapping[str, Any], where: KeyPath, build: Callable[[str, Reader], Any]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, table in data.items():
         if not isinstance(table, dict):
             problems.add(where + (name,), f"expected a table, got {table!r}")
             continue
-        reader = _Reader(problems, table, where + (name,))
+        reader = Reader(problems, table, where + (name,))
         out[name] = build(name, reader)
         reader.done()
     return out
 
 
-def _dates(r: _Reader, key: str) -> dict[str, str]:
+def _dates(r: Reader, key: str) -> dict[str, str]:
     """A table of version -> release date (YYYY-MM-DD)."""
     out: dict[str, str] = {}
     for version, date in r.table(key).items():
         where = r.where + (key, version)
-        if _parse_version(r.p, where, version) is None:
+        if parse_version(r.p, where, version) is None:
             continue
         text = date.isoformat() if hasattr(date, "isoformat") else date
         if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
@@ -267,10 +76,10 @@ def _dates(r: _Reader, key: str) -> dict[str, str]:
     return out
 
 
-def _variant(engine: str, name: str, r: _Reader) -> Variant:
+def _variant(engine: str, name: str, r: Reader) -> Variant:
     limits = []
     for i, table in enumerate(r.tables("limits")):
-        lr = _Reader(r.p, table, r.where + ("limits", i))
+        lr = Reader(r.p, table, r.where + ("limits", i))
         limits.append(
             VariantLimit(
                 versions=lr.spec("versions"),
@@ -302,7 +111,7 @@ def _variant(engine: str, name: str, r: _Reader) -> Variant:
     )
 
 
-def _rule(r: _Reader) -> Rule:
+def _rule(r: Reader) -> Rule:
     return Rule(
         versions=r.spec("versions", ""),
         formats=r.enums("formats", Format),
@@ -313,18 +122,18 @@ def _rule(r: _Reader) -> Rule:
     )
 
 
-def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
+def _engine(p: Problems, name: str, r: Reader) -> Engine:
     quant_methods: dict[Format, tuple[str, ...]] = {}
     qm = r.table("quant_methods")
     for key, methods in qm.items():
-        fmt = _enum(p, r.where + ("quant_methods", key), Format, key)
-        sub = _Reader(p, {"v": methods}, r.where + ("quant_methods",))
+        fmt = parse_enum(p, r.where + ("quant_methods", key), Format, key)
+        sub = Reader(p, {"v": methods}, r.where + ("quant_methods",))
         if fmt is not None:
             quant_methods[fmt] = sub.strs("v")
     releases = _dates(r, "releases")
     overrides = []
     for i, table in enumerate(r.tables("dependency_overrides")):
-        orr = _Reader(p, table, r.where + ("dependency_overrides", i))
+        orr = Reader(p, table, r.where + ("dependency_overrides", i))
         overrides.append(
             DependencyOverride(
                 versions=orr.spec("versions"),
@@ -341,7 +150,7 @@ def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
         p.add(r.where + ("variants",), "an engine needs at least one variant")
     rules = []
     for i, table in enumerate(r.tables("rules")):
-        rr = _Reader(p, table, r.where + ("rules", i))
+        rr = Reader(p, table, r.where + ("rules", i))
         rules.append(_rule(rr))
         rr.done()
     return Engine(
@@ -364,7 +173,7 @@ def _engine(p: _Problems, name: str, r: _Reader) -> Engine:
     )
 
 
-def _known_bad(r: _Reader) -> KnownBad:
+def _known_bad(r: Reader) -> KnownBad:
     return KnownBad(
         versions=r.spec("versions"),
         formats=r.enums("formats", Format),
@@ -375,10 +184,10 @@ def _known_bad(r: _Reader) -> KnownBad:
     )
 
 
-def _support(p: _Problems, family: str, engine: str, r: _Reader) -> Support:
+def _support(p: Problems, family: str, engine: str, r: Reader) -> Support:
     bad = []
     for i, table in enumerate(r.tables("known_bad")):
-        br = _Reader(p, table, r.where + ("known_bad", i))
+        br = Reader(p, table, r.where + ("known_bad", i))
         bad.append(_known_bad(br))
         br.done()
     min_version = r.version("min_version")
@@ -387,7 +196,7 @@ def _support(p: _Problems, family: str, engine: str, r: _Reader) -> Support:
         p.add(r.where + ("evidence",), "a min_version needs its evidence (release + file, or a smoke run)")
     verified = []
     for i, table in enumerate(r.tables("verified")):
-        vr = _Reader(p, table, r.where + ("verified", i))
+        vr = Reader(p, table, r.where + ("verified", i))
         verified.append(
             Verified(
                 version=vr.version("version", required=True) or Version("0"),
@@ -417,7 +226,7 @@ def _support(p: _Problems, family: str, engine: str, r: _Reader) -> Support:
     )
 
 
-def _family(p: _Problems, name: str, r: _Reader, engines: Mapping[str, Engine]) -> Family:
+def _family(p: Problems, name: str, r: Reader, engines: Mapping[str, Engine]) -> Family:
     supports: dict[str, Support] = {}
     for engine, table in r.table("engines").items():
         where = r.where + ("engines", engine)
@@ -430,7 +239,7 @@ def _family(p: _Problems, name: str, r: _Reader, engines: Mapping[str, Engine]) 
         if not isinstance(table, dict):
             p.add(where, f"expected a table, got {table!r}")
             continue
-        sr = _Reader(p, table, where)
+        sr = Reader(p, table, where)
         supports[engine] = _support(p, name, engine, sr)
         sr.done()
     return Family(
@@ -443,7 +252,7 @@ def _family(p: _Problems, name: str, r: _Reader, engines: Mapping[str, Engine]) 
     )
 
 
-def _artifact(r: _Reader) -> Artifact:
+def _artifact(r: Reader) -> Artifact:
     return Artifact(
         format=r.enum("format", Format),
         repo=r.text("repo"),
@@ -456,7 +265,7 @@ def _artifact(r: _Reader) -> Artifact:
     )
 
 
-def _model(p: _Problems, name: str, r: _Reader, families: Mapping[str, Family]) -> Model:
+def _model(p: Problems, name: str, r: Reader, families: Mapping[str, Family]) -> Model:
     family = r.text("family")
     if family and family not in families:
         import difflib
@@ -465,7 +274,7 @@ def _model(p: _Problems, name: str, r: _Reader, families: Mapping[str, Family]) 
         p.add(r.where + ("family",), f"unknown family {family!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     artifacts = []
     for i, table in enumerate(r.tables("artifacts")):
-        ar = _Reader(p, table, r.where + ("artifacts", i))
+        ar = Reader(p, table, r.where + ("artifacts", i))
         artifacts.append(_artifact(ar))
         ar.done()
     if not artifacts:
@@ -498,19 +307,19 @@ def _model(p: _Problems, name: str, r: _Reader, families: Mapping[str, Family]) 
     )
 
 
-def _planner(p: _Problems, r: _Reader, engines: Mapping[str, Engine]) -> PlannerDefaults:
+def _planner(p: Problems, r: Reader, engines: Mapping[str, Engine]) -> PlannerDefaults:
     preference: dict[Accelerator, tuple[str, ...]] = {}
     pref = r.table("preference", required=True)
     for key, names in pref.items():
-        acc = _enum(p, r.where + ("preference", key), Accelerator, key)
-        sub = _Reader(p, {key: names}, r.where + ("preference",))
+        acc = parse_enum(p, r.where + ("preference", key), Accelerator, key)
+        sub = Reader(p, {key: names}, r.where + ("preference",))
         listed = sub.strs(key)
         for i, engine in enumerate(listed):
             if engine not in engines:
                 p.add(r.where + ("preference", key, i), f"unknown engine {engine!r}")
         if acc is not None:
             preference[acc] = listed
-    fp_reader = _Reader(p, {"format_preference": r._get("format_preference", [])}, r.where)
+    fp_reader = Reader(p, {"format_preference": r._get("format_preference", [])}, r.where)
     return PlannerDefaults(
         default_max_model_len=r.integer("default_max_model_len", minimum=1),
         gpu_memory_utilization=r.number("gpu_memory_utilization", low=0.05, high=1.0),
@@ -524,7 +333,7 @@ def _planner(p: _Problems, r: _Reader, engines: Mapping[str, Engine]) -> Planner
     )
 
 
-def _order(reader: _Reader, fmt: Format) -> int:
+def _order(reader: Reader, fmt: Format) -> int:
     listed = reader.data.get("format_preference", [])
     return listed.index(fmt.value) if fmt.value in listed else len(listed)
 
@@ -542,8 +351,8 @@ def parse_matrix(text: str, path: Path) -> Matrix:
             problems=[f"{path.name}:{line} {error}"],
             hint="check quoting and brackets on that line",
         ) from None
-    problems = _Problems(path, LineIndex(text))
-    root = _Reader(problems, data, ())
+    problems = Problems(path, LineIndex(text))
+    root = Reader(problems, data, ())
     schema = root.integer("schema_version")
     if schema and schema != SCHEMA_VERSION:
         problems.add(("schema_version",), f"this envman reads schema_version {SCHEMA_VERSION}, not {schema}")
@@ -582,7 +391,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
     )
     quantizations = []
     for i, table in enumerate(root.tables("quantizations")):
-        qr = _Reader(problems, table, ("quantizations", i))
+        qr = Reader(problems, table, ("quantizations", i))
         quantizations.append(
             QuantSpec(
                 format=qr.enum("format", Format),
@@ -595,7 +404,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         qr.done()
     signatures = []
     for i, table in enumerate(root.tables("signatures")):
-        sr = _Reader(problems, table, ("signatures", i))
+        sr = Reader(problems, table, ("signatures", i))
         pattern = sr.text("pattern")
         try:
             compiled = re.compile(pattern)
@@ -625,7 +434,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         sr.done()
     integrations = []
     for i, table in enumerate(root.tables("integrations")):
-        ir = _Reader(problems, table, ("integrations", i))
+        ir = Reader(problems, table, ("integrations", i))
         engine = ir.text("engine")
         if engine and engine not in engines:
             problems.add(("integrations", i, "engine"), f"unknown engine {engine!r}")
@@ -640,7 +449,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
             )
         )
         ir.done()
-    planner_reader = _Reader(problems, root.table("planner", required=True), ("planner",))
+    planner_reader = Reader(problems, root.table("planner", required=True), ("planner",))
     planner = _planner(problems, planner_reader, engines)
     planner_reader.done()
     _check_aliases(problems, models)
@@ -660,7 +469,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
     )
 
 
-def _check_aliases(problems: _Problems, models: Mapping[str, Model]) -> None:
+def _check_aliases(problems: Problems, models: Mapping[str, Model]) -> None:
     seen: dict[str, str] = {}
     for model in models.values():
         for alias in model.aliases:
