@@ -354,10 +354,6 @@ def down(
         out.print(f"{record.name}: {'stopped' if was_running else 'was already dead; forgotten'}", markup=False)
 
 
-INNER_PORT = 8000
-MODELS_DIR = "/models"
-
-
 def _up_in_docker(
     matrix: Any,
     plan: Plan,
@@ -377,41 +373,13 @@ def _up_in_docker(
     """`envman up --docker`: the combination's image, weights mounted, GPUs passed for cuda."""
     from envman import servers
     from envman.docker import container as containers
-    from envman.docker.image import build_image
-    from envman.matrix.schema import Accelerator
+    from envman.docker.serve import start
 
-    image = build_image(
-        matrix, plan.engine, plan.engine_version, plan.variant.name,
+    started = start(
+        matrix, plan, make_plan, weights, server=name, host=host, port=port, timeout=timeout,
         base_image=base_image, extra_ca=extra_ca, reporter=reporter,
     )  # fmt: skip
-    inside = f"{MODELS_DIR}/{weights.name}"
-    # inside the container the server listens on every interface; it is published on host:port only
-    inner = make_plan(inside, "0.0.0.0", INNER_PORT)  # noqa: S104
-    argv = list(inner.command)  # "python" is the image's interpreter (its PATH has the venv)
-    cname = f"envman-{name}"
-    existing = containers.find(cname)
-    if existing is not None:
-        if existing.status == "running":
-            raise UsageError(f"a server named {name!r} is running in Docker", hint=f"`envman down {name}` it first")
-        containers.stop_and_remove(existing)
-    box = containers.run_server(
-        image.tag,
-        name=cname,
-        command=argv,
-        environment=dict(inner.env),
-        host=host,
-        port=port,
-        inner_port=INNER_PORT,
-        mounts={str(weights): inside},
-        gpus=plan.variant.accelerator is Accelerator.CUDA,
-    )
-    url_root = plan.url.removesuffix("/v1")
-    try:
-        with reporter.status(f"waiting for {url_root}{plan.ready_path} ({image.tag})"):
-            ready = containers.wait_ready(box, url_root + plan.ready_path, timeout, matrix, plan.engine)
-    except BaseException:
-        containers.stop_and_remove(box)
-        raise
+    box, cname, argv, ready = started.container, started.name, list(started.argv), started.ready_seconds
     if detach:
         record = servers.ServerRecord(
             name=name, model=plan.model.name, engine=plan.engine, engine_version=str(plan.engine_version),
@@ -423,7 +391,7 @@ def _up_in_docker(
             shown = _masked(argv, {}, api_key)[0]
             print_json(
                 {"plan": plan.to_json(), "command": shown, "url": plan.url, "name": name, "container": cname,
-                 "image": image.tag, "ready_seconds": round(ready, 3)}
+                 "image": started.image, "ready_seconds": round(ready, 3)}
             )  # fmt: skip
             return
         _print_ready(plan.url, plan.served_model_name, api_key, ready, name)
