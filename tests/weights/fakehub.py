@@ -61,6 +61,15 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 return repo, filename
             return None
 
+        def _json(self, data: object, head: bool) -> None:
+            body = json.dumps(data).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+
         def _serve(self, head: bool) -> None:
             route = self._route()
             if route is None:
@@ -76,24 +85,10 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                     {"type": "file", "path": f, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
                     for f, d in sorted(files.items())
                 ]
-                body = json.dumps(tree).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if not head:
-                    self.wfile.write(body)
-                return None
+                return self._json(tree, head)
             if filename is None:
                 info = {"id": repo, "sha": COMMIT, "siblings": [{"rfilename": f} for f in sorted(files)]}
-                body = json.dumps(info).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if not head:
-                    self.wfile.write(body)
-                return None
+                return self._json(info, head)
             if filename not in files:
                 return self._error(404, "EntryNotFound", f"{filename} does not exist")
             data = files[filename]
