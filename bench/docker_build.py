@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from envman.docker import dockerfile as df
 from envman.docker import image
-from envman.locks import Combination, lockfiles_dir
+from envman.lock.locks import Combination, lockfiles_dir
 from envman.paths import default_matrix
 
 

@@ -45,10 +45,10 @@ def build(
     json: JsonOption = False,
 ) -> None:
     """Build the planned engine environment: `uv venv` + `uv pip sync --require-hashes` from the lockfile."""
+    from envman.build.environments import build as build_env
     from envman.cli._reporter import RichReporter
-    from envman.environments import build as build_env
+    from envman.lock.uv import Uv, find_uv
     from envman.plan.planner import Planner, PlanRequest
-    from envman.uv import Uv, find_uv
 
     loaded = load(matrix)
     host = target_host(hardware, loaded)

@@ -30,7 +30,7 @@ def ci_matrix(
     matrix: MatrixOption = None,
 ) -> None:
     """Print the combinations: family, engine, version, variant, runner (cpu, or gpu with its floors)."""
-    from envman.docker import ci
+    from envman.ci import matrix as ci
 
     if format not in ("github", "json"):
         raise UsageError(f"--format {format!r} is not github or json")
@@ -53,7 +53,7 @@ def ci_workflow(
     matrix: MatrixOption = None,
 ) -> None:
     """Write .github/workflows/envman-matrix.yml: per combination, build the image and smoke it."""
-    from envman.docker import ci
+    from envman.ci import matrix as ci
 
     loaded = _public(matrix)
     path = output or Path(loaded.path).parent / ci.WORKFLOW
@@ -85,8 +85,8 @@ def ci_smoke(
     json: JsonOption = False,
 ) -> None:
     """Build a combination's image from its Dockerfile, run it, and ask one chat completion."""
+    from envman.ci import matrix as ci
     from envman.cli._reporter import RichReporter
-    from envman.docker import ci
     from envman.docker.context import selected_combinations
 
     loaded = _public(matrix)
@@ -108,6 +108,6 @@ def ci_runner_check(
     min_memory_gib: Annotated[float, typer.Option("--min-memory-gib", help="GPU memory the job needs.")],
 ) -> None:
     """Exit 1 unless this machine's GPU meets the job's floors (GPU jobs run it first)."""
-    from envman.docker import ci
+    from envman.ci import matrix as ci
 
     out.print(ci.runner_check(min_compute_capability, min_memory_gib), markup=False)

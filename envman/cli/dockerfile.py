@@ -37,9 +37,9 @@ def dockerfile(
 ) -> None:
     """Write Dockerfiles into dockerfiles/: base image, pinned uv, the lockfile synced with
     --require-hashes, the engine's launch command, health check and labels."""
-    from envman import locks
     from envman.docker import dockerfile as df
     from envman.docker.context import install_extra_ca, selected_combinations
+    from envman.lock import locks
     from envman.paths import default_matrix
 
     loaded = df.public_matrix(matrix or default_matrix())

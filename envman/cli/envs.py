@@ -28,7 +28,7 @@ def envs(ctx: typer.Context, matrix: MatrixOption = None, json: JsonOption = Fal
     """List environments: engine, version, variant, size, last used, referenced by matrix.toml, path."""
     if ctx.invoked_subcommand is not None:
         return
-    from envman.environments import list_environments
+    from envman.build.environments import list_environments
 
     items = list_environments(load(matrix))
     if json:
@@ -53,7 +53,7 @@ def envs(ctx: typer.Context, matrix: MatrixOption = None, json: JsonOption = Fal
 @envs_app.command("rm")
 def rm(identifier: Annotated[str, typer.Argument(help="Environment id (or a unique part of it).")]) -> None:
     """Remove one environment."""
-    from envman.environments import find, remove
+    from envman.build.environments import find, remove
 
     path = find(identifier)
     remove(path)
@@ -67,8 +67,8 @@ def gc(
     matrix: MatrixOption = None,
 ) -> None:
     """Remove environments unused for --older-than, and incomplete ones no build holds."""
-    from envman.environments import gc as collect
-    from envman.environments import parse_age
+    from envman.build.environments import gc as collect
+    from envman.build.environments import parse_age
 
     removed = collect(load(matrix), parse_age(older_than), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"

@@ -32,9 +32,9 @@ def lock(
     """Write (or --check) one hash-pinned lockfile per engine × version × variant × Python."""
     from packaging.version import Version
 
-    from envman import locks
     from envman.cli._reporter import RichReporter
-    from envman.uv import Uv, find_uv
+    from envman.lock import locks
+    from envman.lock.uv import Uv, find_uv
 
     loaded = load(matrix)
     selected, everything = locks.select(

@@ -49,10 +49,10 @@ def smoke(
     """Prove a combination works on this machine: one chat completion (exit 0 passed, 1 failed, 130 Ctrl-C)."""
     from envman.cli._reporter import RichReporter
     from envman.hardware.detect import detect_host
+    from envman.lock.uv import Uv, find_uv
     from envman.plan.planner import PlanRequest
     from envman.run.smoke import prepare
     from envman.run.smoke import smoke as run_smoke
-    from envman.uv import Uv, find_uv
 
     loaded = load(matrix)
     reporter = RichReporter(verbose())
@@ -121,9 +121,9 @@ def _smoke_in_docker(
     json: bool,
 ) -> None:
     """Plan on this host, then build the combination's image and smoke the model in a container."""
-    from envman.docker.ci import smoke_combination
+    from envman.ci.matrix import smoke_combination
     from envman.hardware.detect import detect_host
-    from envman.locks import Combination
+    from envman.lock.locks import Combination
     from envman.plan.planner import Planner, PlanRequest
 
     plan = Planner(matrix, detect_host()).plan(

@@ -113,9 +113,9 @@ def up(
     json: JsonOption = False,
 ) -> None:
     """Plan, build or reuse the environment, get the weights, start the engine, wait until it answers."""
-    from envman import ports, servers
     from envman.cli._reporter import RichReporter
     from envman.plan.planner import Planner, PlanRequest
+    from envman.run import ports, servers
 
     engine_args = passthrough()
 
@@ -179,10 +179,10 @@ def up(
         render_plan(plan, out)
         return
 
-    from envman.environments import build
+    from envman.build.environments import build
+    from envman.lock.uv import Uv, find_uv
     from envman.run.server import Server, command_for, serve, shutdown, start_owned
-    from envman.uv import Uv, find_uv
-    from envman.weights import obtain
+    from envman.run.weights import obtain
 
     # 1. weights first: a model that cannot be obtained fails before anything is built or started
     weights = obtain(plan.model, plan.artifact, model_path=model_path, reporter=reporter)
@@ -318,7 +318,7 @@ def _print_ready(url: str, served: str, api_key: str | None, seconds: float | No
 @app.command("ps")
 def ps(json: JsonOption = False) -> None:
     """List servers started with `envman up --detach` (dead ones are shown as dead)."""
-    from envman import servers
+    from envman.run import servers
 
     records = [r.to_json() for r in servers.all_records()]
     if json:
@@ -341,7 +341,7 @@ def down(
     all_: Annotated[bool, typer.Option("--all", help="Stop every server.")] = False,
 ) -> None:
     """Stop a server started with `envman up --detach` (or --all of them)."""
-    from envman import servers
+    from envman.run import servers
 
     if bool(name) == all_:
         raise UsageError("name a server or pass --all", hint="`envman ps` lists them")
@@ -371,9 +371,9 @@ def _up_in_docker(
     reporter: Any,
 ) -> None:
     """`envman up --docker`: the combination's image, weights mounted, GPUs passed for cuda."""
-    from envman import servers
     from envman.docker import container as containers
     from envman.docker.serve import start
+    from envman.run import servers
 
     started = start(
         matrix, plan, make_plan, weights, server=name, host=host, port=port, timeout=timeout,

@@ -31,9 +31,9 @@ def verify(
 ) -> None:
     """Smoke every known-good combination this host can run; exit 1 if one fails."""
     from envman.cli._reporter import RichReporter
-    from envman.verify import Outcome, write_report
-    from envman.verify import record as record_passes
-    from envman.verify import verify as run
+    from envman.verify.cases import Outcome, write_report
+    from envman.verify.cases import record as record_passes
+    from envman.verify.cases import verify as run
 
     loaded = load(matrix)
     if family and family not in loaded.families:
@@ -51,7 +51,7 @@ def verify(
         loaded, host, family=family, engine=engine, jobs=jobs, timeout=timeout, reporter=RichReporter(verbose()),
         on_done=done,
     )  # fmt: skip
-    from envman.verify import parity
+    from envman.verify.cases import parity
 
     for same in parity(outcomes):
         out.print(f"PARITY {'same' if same.same else 'DIFFERENT'}: {same.describe()}", markup=False)

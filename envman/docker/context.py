@@ -11,10 +11,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from envman import locks
 from envman.docker.dockerfile import EXTRA_CA_DIR, LAUNCHERS_DIR, Target
 from envman.errors import UsageError
-from envman.locks import Combination
+from envman.lock import locks
+from envman.lock.locks import Combination
 from envman.matrix.schema import Matrix
 
 EXTRA_CA_NAME = "envman-extra-ca.crt"  # update-ca-certificates reads *.crt only
@@ -29,7 +29,7 @@ def selected_combinations(
     version: str | None = None,
     variant: str | None = None,
 ) -> tuple[list[Combination], bool]:
-    """:func:`envman.locks.select`, where selecting nothing is an error (a Dockerfile needs a lock)."""
+    """:func:`envman.lock.locks.select`, where selecting nothing is an error (a Dockerfile needs a lock)."""
     selected, everything = locks.select(matrix, model=model, engine=engine, version=version, variant=variant)
     if not selected:
         raise UsageError(

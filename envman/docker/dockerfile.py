@@ -25,13 +25,13 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from envman import lockfile, locks
 from envman.docker import images
 from envman.docker.images import Base, ImageFacts
 from envman.errors import ConfigError, UsageError
 from envman.hardware.host import Host
-from envman.lockfile import Lockfile
-from envman.locks import Combination
+from envman.lock import lockfile, locks
+from envman.lock.lockfile import Lockfile
+from envman.lock.locks import Combination
 from envman.matrix.schema import Accelerator, Engine, Format, Matrix, Model, Variant
 
 SUFFIX = ".Dockerfile"

@@ -18,10 +18,10 @@ from typing import Any
 
 from packaging.version import Version
 
-from envman import locks
 from envman.docker import context, dockerfile
 from envman.errors import PrerequisiteError, TargetError
-from envman.locks import Combination
+from envman.lock import locks
+from envman.lock.locks import Combination
 from envman.matrix.schema import Matrix
 from envman.report import NullReporter, Reporter
 

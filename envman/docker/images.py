@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from envman.errors import ConfigError
-from envman.lockfile import Lockfile
+from envman.lock.lockfile import Lockfile
 from envman.matrix.schema import Accelerator, Variant
 
 FACTS_FILE = Path(__file__).with_name("images.toml")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from envman import __version__, paths
-from envman.environments import Environment
+from envman.build.environments import Environment
 from envman.hardware.host import Host
 from envman.plan.result import Plan
 

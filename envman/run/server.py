@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envman import ports, proc
+from envman import proc
 from envman.errors import PrerequisiteError, TargetError
 from envman.report import NullReporter, Reporter
+from envman.run import ports
 
 # Where the launcher modules that engines without a console script run (`python -m ...`) live.
 LAUNCHERS = Path(__file__).resolve().parent.parent / "engines" / "launchers"
@@ -35,7 +36,7 @@ LOOPBACK = "127.0.0.1"
 _DROP = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "__PYVENV_LAUNCHER__")
 
 
-# Ports are envman.ports' business; re-exported for the callers of this module.
+# Ports are envman.run.ports' business; re-exported for the callers of this module.
 free_port = ports.free_port
 port_is_free = ports.is_free
 

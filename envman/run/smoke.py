@@ -21,17 +21,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from envman.build.environments import BuildResult, Environment
 from envman.diagnose import Finding, diagnose
-from envman.environments import BuildResult, Environment
 from envman.errors import TargetError
 from envman.hardware.host import Host
+from envman.lock.uv import Uv
 from envman.matrix.schema import Matrix, Modality
 from envman.plan.planner import Planner, PlanRequest
 from envman.plan.result import Plan
 from envman.report import NullReporter, Reporter
 from envman.run import evidence
 from envman.run.server import LOOPBACK, StartupError, command_for, free_port, serve
-from envman.uv import Uv
 
 PROMPT = "Say hello."
 MAX_TOKENS = 8
@@ -306,7 +306,7 @@ def _read(path: Path) -> str:
 
 def weights_for(plan: Plan, model_path: str | None, reporter: Reporter | None = None) -> Path:
     """Local weights for the plan: ``--model-path``, a smoke model's synthesized ones, or the hub's."""
-    from envman.weights import obtain
+    from envman.run.weights import obtain
 
     return obtain(plan.model, plan.artifact, model_path=Path(model_path) if model_path else None, reporter=reporter)
 
@@ -328,7 +328,7 @@ def prepare(
     rebuild: bool = False,
 ) -> Prepared:
     """Plan on a free loopback port, build (or reuse) the environment, and find the weights."""
-    from envman.environments import build
+    from envman.build.environments import build
 
     reporter = reporter or NullReporter()
     request = replace(request, host_address=LOOPBACK, port=free_port())

@@ -125,14 +125,14 @@ def test_an_environment_that_does_not_match_its_lock_is_an_error(repo_copy: Path
     other = tmp_path / "other"
     other.mkdir()
     (other / "requirements.in").write_text("xllamacpp==2026.9.11063\n")
-    from envman.uv import find_uv
+    from envman.lock.uv import find_uv
 
     subprocess.run(
         [find_uv(), "pip", "compile", "requirements.in", "--generate-hashes", "--no-header", "-o", "out.txt",
          "--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"],
         cwd=other, check=True, capture_output=True,
     )  # fmt: skip
-    from envman import lockfile
+    from envman.lock import lockfile
 
     lock = repo_copy / "lockfiles" / XLLAMACPP
     header = [line for line in lock.read_text().splitlines(keepends=True) if line.startswith("# ")][:17]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from envman import lockfile, locks
+from envman.lock import lockfile, locks
+from envman.lock.uv import Uv, find_uv
 from envman.matrix.load import load_matrix
-from envman.uv import Uv, find_uv
 from tests.envs.conftest import REPO, Cli, make_cli
 
 pytestmark = pytest.mark.network

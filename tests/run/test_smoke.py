@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envman.environments import Environment
+from envman.build.environments import Environment
 from envman.hardware.spec import parse_hardware
 from envman.matrix.schema import Matrix
 from envman.plan.planner import Planner, PlanRequest

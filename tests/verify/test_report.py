@@ -8,7 +8,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from envman.hardware.host import Cpu, Host
-from envman.verify import Case, Outcome, parity, write_report
+from envman.verify.cases import Case, Outcome, parity, write_report
 
 HOST = Host(os="linux", arch="x86_64", cpu=Cpu("Test CPU", 2, 24 * 1024**3))
 WHEN = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)

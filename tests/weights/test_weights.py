@@ -12,7 +12,7 @@ import pytest
 
 from envman.errors import UsageError
 from envman.matrix.schema import Artifact, Format
-from envman.weights import check_local
+from envman.run.weights import check_local
 from tests.weights.fakehub import Hub, serve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ SCRIPT = """
 import json, sys
 from pathlib import Path
 from envman.matrix.schema import Artifact, Format
-from envman.weights import download
+from envman.run.weights import download
 from envman.report import NullReporter
 from envman.errors import EnvmanError
 spec = json.loads(sys.argv[1])

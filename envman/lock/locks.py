@@ -18,12 +18,13 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from envman import lockfile, paths
+from envman import paths
 from envman.errors import ConfigError, UsageError
-from envman.lockfile import LockRequest
+from envman.lock import lockfile
+from envman.lock.lockfile import LockRequest
+from envman.lock.uv import Sources, Uv
 from envman.matrix.schema import Engine, Matrix, Variant
 from envman.report import NullReporter, Reporter
-from envman.uv import Sources, Uv
 
 
 @dataclass(frozen=True, order=True)

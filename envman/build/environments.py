@@ -29,12 +29,13 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from envman import lockfile, locks, paths, proc
+from envman import paths, proc
 from envman.errors import ConfigError, TargetError, UsageError
-from envman.lockfile import Lockfile
+from envman.lock import lockfile, locks
+from envman.lock.lockfile import Lockfile
+from envman.lock.uv import Sources, Uv
 from envman.matrix.schema import Matrix, Variant
 from envman.report import NullReporter, Reporter
-from envman.uv import Sources, Uv
 
 MARKER = "envman-env.json"
 _CHECK = (

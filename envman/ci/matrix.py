@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envman import locks
 from envman.docker import dockerfile
 from envman.errors import ConfigError, TargetError, UsageError
 from envman.hardware.host import GIB
-from envman.locks import Combination
+from envman.lock import locks
+from envman.lock.locks import Combination
 from envman.matrix.schema import Accelerator, Matrix, Model
 from envman.report import Reporter
 

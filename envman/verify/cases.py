@@ -20,9 +20,9 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from envman import locks
 from envman.errors import EnvmanError
 from envman.hardware.host import Host
+from envman.lock import locks
 from envman.matrix.schema import Matrix, Model
 from envman.report import NullReporter, Reporter
 
@@ -89,9 +89,9 @@ def cases(
 
 
 def run_case(matrix: Matrix, host: Host, case: Case, *, timeout: float, reporter: Reporter) -> Outcome:
+    from envman.lock.uv import Uv, find_uv
     from envman.plan.planner import PlanRequest
     from envman.run.smoke import prepare, smoke
-    from envman.uv import Uv, find_uv
 
     started = time.monotonic()
     try:
