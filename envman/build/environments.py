@@ -31,6 +31,7 @@ from packaging.version import Version
 
 from envman import paths, proc
 from envman.errors import ConfigError, TargetError, UsageError
+from envman.files import atomic_write
 from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile
 from envman.lock.uv import Sources, Uv
@@ -117,9 +118,7 @@ def _read_marker(path: Path) -> Environment | None:
 def _write_marker(env: Environment) -> None:
     data = env.to_json()
     data["python"] = env.python
-    staged = env.path / f".{MARKER}.tmp"
-    staged.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(staged, env.path / MARKER)
+    atomic_write(env.path / MARKER, json.dumps(data, indent=2) + "\n")
 
 
 def resolve_lock(matrix: Matrix, engine: str, version: Version, variant: str, uv: Uv, reporter: Reporter) -> Lockfile:

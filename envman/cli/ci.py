@@ -11,6 +11,7 @@ from envman.cli._app import app, verbose
 from envman.cli._common import JsonOption, MatrixOption
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
+from envman.files import atomic_write
 
 ci_app = typer.Typer(help="CI: the matrix of image builds and smokes, and its workflow.", no_args_is_help=True)
 app.add_typer(ci_app, name="ci")
@@ -65,9 +66,7 @@ def ci_workflow(
         out.print(f"{path} is up to date", markup=False)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.tmp")
-    staged.write_text(ci.workflow(loaded), encoding="utf-8")
-    staged.replace(path)
+    atomic_write(path, ci.workflow(loaded))
     out.print(f"wrote {path}", markup=False)
 
 

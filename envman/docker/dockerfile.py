@@ -28,6 +28,7 @@ from packaging.version import Version
 from envman.docker import images
 from envman.docker.images import Base, ImageFacts
 from envman.errors import ConfigError, UsageError
+from envman.files import atomic_write
 from envman.hardware.host import Host
 from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile
@@ -456,9 +457,7 @@ def targets(matrix: Matrix, combinations: Iterable[Combination], lock_dir: Path)
 def write(target: Target, directory: Path, *, base_image: str | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / target.filename
-    staged = directory / f".{target.filename}.tmp"
-    staged.write_text(render(target, base_image=base_image), encoding="utf-8")
-    os.replace(staged, path)
+    atomic_write(path, render(target, base_image=base_image))
     return path
 
 

@@ -20,6 +20,7 @@ from packaging.version import Version
 
 from envman import paths
 from envman.errors import ConfigError, UsageError
+from envman.files import atomic_write
 from envman.lock import lockfile
 from envman.lock.lockfile import LockRequest
 from envman.lock.uv import Sources, Uv
@@ -200,9 +201,7 @@ def lock(request: LockRequest, directory: Path, uv: Uv, reporter: Reporter | Non
                 exclude_newer_packages=dict(request.exclude_newer_packages),
             )
         text = lockfile.render(request, output.read_text(encoding="utf-8"))
-        staged = directory / f".{request.filename}.tmp"
-        staged.write_text(text, encoding="utf-8")
-        os.replace(staged, target)
+        atomic_write(target, text)
     return target
 
 

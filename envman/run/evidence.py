@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from envman import __version__, paths
 from envman.build.environments import Environment
+from envman.files import atomic_write
 from envman.hardware.host import Host
 from envman.plan.result import Plan
 
@@ -143,8 +143,4 @@ def path_for(plan: Plan, when: dt.datetime) -> Path:
 
 def write(document: dict[str, Any], path: Path) -> Path:
     """Write atomically (a temporary file in the same directory, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.tmp")
-    staged.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(staged, path)
-    return path
+    return atomic_write(path, json.dumps(document, indent=2) + "\n")

@@ -18,6 +18,7 @@ from typing import Any
 
 from envman import paths
 from envman.errors import UsageError
+from envman.files import atomic_write
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -96,9 +97,7 @@ def save(record: ServerRecord) -> Path:
     directory = servers_dir()
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{record.name}.json"
-    staged = directory / f".{record.name}.json.tmp"
-    staged.write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
-    os.replace(staged, target)
+    atomic_write(target, json.dumps(asdict(record), indent=2) + "\n")
     return target
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from envman.errors import EnvmanError
+from envman.files import atomic_write
 from envman.hardware.host import Host
 from envman.lock import locks
 from envman.matrix.schema import Matrix, Model
@@ -240,11 +240,7 @@ def write_report(path: Path, outcomes: list[Outcome], host: Host, when: dt.datet
         if path.suffix.lower() in (".html", ".htm")
         else report_markdown(outcomes, host, when)
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.tmp")
-    staged.write_text(text, encoding="utf-8")
-    os.replace(staged, path)
-    return path
+    return atomic_write(path, text)
 
 
 # -- recording passes into matrix.toml ------------------------------------------------------
@@ -277,7 +273,5 @@ def record(matrix_path: Path, outcomes: list[Outcome], host: Host, when: dt.date
             fresh.append(e)
         fresh.append(entry)
         support["verified"] = fresh
-    staged = matrix_path.with_name(f".{matrix_path.name}.tmp")
-    staged.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    os.replace(staged, matrix_path)
+    atomic_write(matrix_path, tomlkit.dumps(doc))
     return len(passes)

@@ -1,0 +1,67 @@
+"""The one way envman writes a file: atomically, under a unique temporary name.
+
+A reader sees the old content or the new one, never half of either; two writers of the
+same path never share a temporary file (each gets its own ``.NAME.XXXXXX.tmp`` beside the
+target, so the final rename stays on one file system); a failed write (full disk, a
+read-only folder, an interrupt) removes its temporary file and leaves the target as it
+was. An ``OSError`` becomes a :class:`~envman.errors.PrerequisiteError` naming the path
+and the cause (exit 3), so an unusable ENVMAN_HOME is a message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from envman.errors import PrerequisiteError
+
+
+def unusable(path: Path, error: OSError, what: str = "write") -> PrerequisiteError:
+    """The error for a path envman cannot use: the path, the cause and what to do."""
+    cause = error.strerror or str(error)
+    return PrerequisiteError(
+        f"cannot {what} {path}: {cause}",
+        hint="check that the folder exists, is writable and has free space (ENVMAN_HOME moves envman's state)",
+    )
+
+
+def ensure_dir(path: Path) -> Path:
+    """``mkdir -p`` that reports a path it cannot create (a file in the way, read-only) as exit 3."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise unusable(path, error, "create the folder") from None
+    if not path.is_dir():
+        raise unusable(path, NotADirectoryError(20, "not a directory"), "create the folder")
+    return path
+
+
+def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` through a unique temporary file and a rename.
+
+    ``mode`` sets the permissions before the content is visible (0o600 for secrets).
+    """
+    ensure_dir(path.parent)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd, staged_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise unusable(path, error) from None
+    staged = Path(staged_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staged, path)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            staged.unlink()
+        if isinstance(error, OSError):
+            raise unusable(path, error) from None
+        raise
+    return path
