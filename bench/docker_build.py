@@ -19,7 +19,8 @@ from packaging.version import Version
 
 from envman.docker import dockerfile as df
 from envman.docker import image
-from envman.lock.locks import Combination, lockfiles_dir
+from envman.lock.locks import lockfiles_dir
+from envman.matrix.combinations import Combination
 from envman.paths import default_matrix
 
 

@@ -35,6 +35,8 @@ from envman.files import atomic_write
 from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile
 from envman.lock.uv import Sources, Uv
+from envman.matrix import combinations
+from envman.matrix.combinations import Combination
 from envman.matrix.schema import Matrix, Variant
 from envman.report import NullReporter, Reporter
 
@@ -123,8 +125,8 @@ def _write_marker(env: Environment) -> None:
 
 def resolve_lock(matrix: Matrix, engine: str, version: Version, variant: str, uv: Uv, reporter: Reporter) -> Lockfile:
     """The lockfile of a combination: committed for known-good ones, else locked on the fly."""
-    combination = locks.Combination(engine, version, variant)
-    committed = combination in locks.known_good(matrix, engine=engine, version=str(version), variant=variant)
+    combination = Combination(engine, version, variant)
+    committed = combination in combinations.known_good(matrix, engine=engine, version=str(version), variant=variant)
     request = locks.request_for(matrix, combination, offline=committed)
     if committed:
         path = locks.lockfiles_dir(matrix) / request.filename
@@ -310,7 +312,7 @@ def _iter_dirs() -> Iterator[Path]:
 
 
 def list_environments(matrix: Matrix, sizes: bool = True) -> list[Listed]:
-    referenced = {(c.engine, str(c.version), c.variant) for c in locks.known_good(matrix)}
+    referenced = {(c.engine, str(c.version), c.variant) for c in combinations.known_good(matrix)}
     out = []
     for path in _iter_dirs():
         env = _read_marker(path)

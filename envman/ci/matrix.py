@@ -19,8 +19,7 @@ from typing import Any
 from envman.docker import dockerfile
 from envman.errors import ConfigError, TargetError, UsageError
 from envman.hardware.host import GIB
-from envman.lock import locks
-from envman.lock.locks import Combination
+from envman.matrix.combinations import Combination, known_good
 from envman.matrix.schema import Accelerator, Matrix, Model
 from envman.report import Reporter
 
@@ -93,9 +92,9 @@ def _gpu_model(matrix: Matrix, combination: Combination, family: str) -> tuple[M
     raise ConfigError(f"no catalog model of the {family} family fits one {largest.name} with {combination}")
 
 
-def rows(matrix: Matrix, combinations: Sequence[Combination] | None = None) -> list[Row]:
+def rows(matrix: Matrix, selected: Sequence[Combination] | None = None) -> list[Row]:
     found: list[Row] = []
-    for combination in combinations if combinations is not None else locks.known_good(matrix):
+    for combination in selected if selected is not None else known_good(matrix):
         variant = matrix.engines[combination.engine].variants[combination.variant]
         smoke = dockerfile.smoke_model(matrix, combination)
         image, path = dockerfile.image_tag(combination), f"dockerfiles/{dockerfile.filename(combination)}"
@@ -276,8 +275,9 @@ def smoke_combination(
     import os
 
     from envman.docker import container, image
+    from envman.matrix.catalog import resolve_model
     from envman.matrix.schema import Format
-    from envman.plan.planner import Planner, PlanRequest, resolve_model
+    from envman.plan.planner import Planner, PlanRequest
 
     public = dockerfile.public_matrix(matrix.path)
     built = image.build_image(

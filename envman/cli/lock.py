@@ -35,9 +35,11 @@ def lock(
     from envman.cli._reporter import RichReporter
     from envman.lock import locks
     from envman.lock.uv import Uv, find_uv
+    from envman.matrix import combinations
+    from envman.matrix.combinations import Combination
 
     loaded = load(matrix)
-    selected, everything = locks.select(
+    selected, everything = combinations.select(
         loaded, model=model, family=family, engine=engine, version=version, variant=variant
     )
     directory = locks.lockfiles_dir(loaded)
@@ -51,7 +53,7 @@ def lock(
                 "no known-good combination matches",
                 hint="name one with --engine E --version V --variant V to lock it on the fly",
             )
-        selected = [locks.Combination(engine, Version(version), variant)]
+        selected = [Combination(engine, Version(version), variant)]
         directory = locks.onthefly_dir()
     reporter = RichReporter(verbose())
     uv = Uv(find_uv(), reporter, verbose=verbose())

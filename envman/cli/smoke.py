@@ -123,7 +123,7 @@ def _smoke_in_docker(
     """Plan on this host, then build the combination's image and smoke the model in a container."""
     from envman.ci.matrix import smoke_combination
     from envman.hardware.detect import detect_host
-    from envman.lock.locks import Combination
+    from envman.matrix.combinations import Combination
     from envman.plan.planner import Planner, PlanRequest
 
     plan = Planner(matrix, detect_host()).plan(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from envman.docker.dockerfile import EXTRA_CA_DIR, LAUNCHERS_DIR, Target
 from envman.errors import UsageError
-from envman.lock import locks
-from envman.lock.locks import Combination
+from envman.matrix import combinations
+from envman.matrix.combinations import Combination
 from envman.matrix.schema import Matrix
 
 EXTRA_CA_NAME = "envman-extra-ca.crt"  # update-ca-certificates reads *.crt only
@@ -30,7 +30,7 @@ def selected_combinations(
     variant: str | None = None,
 ) -> tuple[list[Combination], bool]:
     """:func:`envman.lock.locks.select`, where selecting nothing is an error (a Dockerfile needs a lock)."""
-    selected, everything = locks.select(matrix, model=model, engine=engine, version=version, variant=variant)
+    selected, everything = combinations.select(matrix, model=model, engine=engine, version=version, variant=variant)
     if not selected:
         raise UsageError(
             "no known-good combination matches",

@@ -32,7 +32,8 @@ from envman.files import atomic_write
 from envman.hardware.host import Host
 from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile
-from envman.lock.locks import Combination
+from envman.matrix import combinations
+from envman.matrix.combinations import Combination
 from envman.matrix.schema import Accelerator, Engine, Format, Matrix, Model, Variant
 
 SUFFIX = ".Dockerfile"
@@ -167,7 +168,7 @@ def smoke_model(matrix: Matrix, combination: Combination) -> Model:
     for model in matrix.models.values():
         if not model.smoke:
             continue
-        found = locks.known_good(
+        found = combinations.known_good(
             matrix,
             families=[model.family],
             engine=combination.engine,

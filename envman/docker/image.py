@@ -21,7 +21,7 @@ from packaging.version import Version
 from envman.docker import context, dockerfile
 from envman.errors import PrerequisiteError, TargetError
 from envman.lock import locks
-from envman.lock.locks import Combination
+from envman.matrix.combinations import Combination
 from envman.matrix.schema import Matrix
 from envman.report import NullReporter, Reporter
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,90 +23,15 @@ from envman.files import atomic_write
 from envman.lock import lockfile
 from envman.lock.lockfile import LockRequest
 from envman.lock.uv import Sources, Uv
+from envman.matrix.combinations import Combination
 from envman.matrix.schema import Engine, Matrix, Variant
 from envman.report import NullReporter, Reporter
-
-
-@dataclass(frozen=True, order=True)
-class Combination:
-    engine: str
-    version: Version
-    variant: str
-
-    def __str__(self) -> str:
-        return f"{self.engine} {self.version} ({self.variant})"
 
 
 def lockfiles_dir(matrix: Matrix) -> Path:
     """The committed lockfiles: ``lockfiles/`` beside matrix.toml (``ENVMAN_LOCKFILES`` overrides)."""
     configured = os.environ.get("ENVMAN_LOCKFILES")
     return Path(configured) if configured else Path(matrix.path).parent / "lockfiles"
-
-
-def known_good(
-    matrix: Matrix,
-    *,
-    families: Iterable[str] | None = None,
-    engine: str | None = None,
-    version: str | None = None,
-    variant: str | None = None,
-) -> list[Combination]:
-    """The known-good combinations the matrix names (or the selected ones), lockable here."""
-    found: set[Combination] = set()
-    wanted = set(families) if families is not None else None
-    for family in matrix.families.values():
-        if wanted is not None and family.name not in wanted:
-            continue
-        for name, support in family.engines.items():
-            if engine and name != engine:
-                continue
-            eng = matrix.engines[name]
-            versions = support.known_good or tuple(
-                v for v in eng.known_good if support.min_version is not None and v >= support.min_version
-            )
-            for v in versions:
-                if version and v != Version(version):
-                    continue
-                for var in eng.variants.values():
-                    if variant and var.name != variant:
-                        continue
-                    if var.lockable and (not var.versions or v in var.versions):
-                        found.add(Combination(name, v, var.name))
-    return sorted(found)
-
-
-def select(
-    matrix: Matrix,
-    *,
-    model: str | None = None,
-    family: str | None = None,
-    engine: str | None = None,
-    version: str | None = None,
-    variant: str | None = None,
-) -> tuple[list[Combination], bool]:
-    """The known-good combinations a command selects (names checked), and whether that is all of them."""
-    from packaging.version import InvalidVersion
-
-    from envman.plan.planner import resolve_model
-
-    families = [resolve_model(matrix, model)[0].family] if model else None
-    if family:
-        if family not in matrix.families:
-            raise UsageError(f"unknown family {family!r}", hint="`envman matrix` lists the families")
-        families = [family]
-    if engine and engine not in matrix.engines:
-        raise UsageError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(matrix.engines)}")
-    if variant and engine and variant not in matrix.engines[engine].variants:
-        raise UsageError(
-            f"{engine} has no variant {variant!r}", hint=f"variants: {', '.join(matrix.engines[engine].variants)}"
-        )
-    if version:
-        try:
-            Version(version)
-        except InvalidVersion:
-            raise UsageError(f"{version!r} is not a version") from None
-    selected = known_good(matrix, families=families, engine=engine, version=version, variant=variant)
-    return selected, not (model or family or engine or version or variant)
 
 
 def _day_after(date: str) -> str:

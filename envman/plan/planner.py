@@ -10,7 +10,6 @@ size that fits. The first viable engine wins; every other one is reported with w
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from envman.errors import TargetError, UsageError
 from envman.hardware.host import GIB, Host
+from envman.matrix.catalog import check_engine, resolve_model
 from envman.matrix.schema import (
     Accelerator,
     Artifact,
@@ -52,34 +52,6 @@ class PlanRequest:
     model_path: str | None = None
     api_key: str | None = None
     extra_args: tuple[str, ...] = ()
-
-
-def resolve_model(matrix: Matrix, name: str) -> tuple[Model, str | None]:
-    """A catalog model by name, alias or hub repo id; unknown names get the closest ones.
-
-    Named by a weights repo (``unsloth/gemma-3-27b-it-bnb-4bit``), the repo is returned too:
-    the plan must serve those weights, not the model's preferred ones.
-    """
-    wanted = name.strip()
-    lowered = wanted.lower()
-    for model in matrix.models.values():
-        if model.name.lower() == lowered or lowered in (a.lower() for a in model.aliases):
-            return model, None
-    for model in matrix.models.values():
-        for artifact in model.artifacts:
-            if not artifact.local_only and artifact.repo.lower() == lowered:
-                return model, artifact.repo
-    names = sorted(matrix.models)
-    close = difflib.get_close_matches(lowered, [n.lower() for n in names], n=3, cutoff=0.5)
-    hint = f"did you mean: {', '.join(close)}? " if close else ""
-    raise UsageError(f"unknown model {name!r}", hint=f"{hint}`envman models` lists the catalog")
-
-
-def _check_engine_name(matrix: Matrix, engine: str) -> None:
-    if engine not in matrix.engines:
-        close = difflib.get_close_matches(engine, list(matrix.engines), n=2)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise UsageError(f"unknown engine {engine!r}", hint=f"{hint}engines: {', '.join(matrix.engines)}")
 
 
 def _parse_format(text: str | None) -> tuple[Format | None, str | None]:
@@ -122,7 +94,7 @@ class Planner:
         self._repo = repo
         self._version_notes: dict[tuple[str, Version], str] = {}
         if request.engine:
-            _check_engine_name(self.matrix, request.engine)
+            check_engine(self.matrix, request.engine)
         if request.version:
             if not request.engine:
                 raise UsageError("--version needs --engine", hint="e.g. --engine vllm --version 0.8.5")

@@ -22,7 +22,7 @@ from packaging.version import Version
 from envman.errors import EnvmanError
 from envman.files import atomic_write
 from envman.hardware.host import Host
-from envman.lock import locks
+from envman.matrix import combinations
 from envman.matrix.schema import Matrix, Model
 from envman.report import NullReporter, Reporter
 
@@ -61,7 +61,7 @@ def cases(
     runnable: list[Case] = []
     skipped: list[Outcome] = []
     smokes = smoke_models(matrix)
-    for combination in locks.known_good(matrix, families=[family] if family else None, engine=engine):
+    for combination in combinations.known_good(matrix, families=[family] if family else None, engine=engine):
         eng = matrix.engines[combination.engine]
         variant = eng.variants[combination.variant]
         for fam in matrix.families.values():

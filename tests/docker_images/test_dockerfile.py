@@ -14,7 +14,7 @@ from packaging.version import Version
 
 from envman.docker import dockerfile as df
 from envman.errors import UsageError
-from envman.lock.locks import Combination
+from envman.matrix.combinations import Combination
 from envman.matrix.schema import Matrix
 from tests.docker_images.conftest import REPO, Cli
 

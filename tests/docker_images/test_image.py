@@ -8,7 +8,7 @@ from packaging.version import Version
 from envman.docker import container, image
 from envman.docker import dockerfile as df
 from envman.errors import PrerequisiteError
-from envman.lock.locks import Combination
+from envman.matrix.combinations import Combination
 from envman.matrix.schema import Format, Matrix
 from envman.report import RecordingReporter
 from tests.docker_images.conftest import CA_BUNDLE, REPO, Cli

@@ -10,6 +10,7 @@ import pytest
 
 from envman.lock import lockfile, locks
 from envman.lock.uv import Uv, find_uv
+from envman.matrix.combinations import Combination
 from envman.matrix.load import load_matrix
 from tests.envs.conftest import REPO, Cli, make_cli
 
@@ -56,7 +57,7 @@ def test_vllm_cuda_resolves_without_installing(tmp_path: Path, cli: Cli) -> None
 def test_old_engines_get_the_libraries_of_their_time(tmp_path: Path) -> None:
     """vllm 0.8.5 declares transformers>=4.51.1 unbounded; as of its release that is 4.51.3."""
     matrix = load_matrix(REPO / "matrix.toml", environ={})
-    request = locks.request_for(matrix, locks.Combination("vllm", locks.Version("0.8.5"), "cuda"))
+    request = locks.request_for(matrix, Combination("vllm", locks.Version("0.8.5"), "cuda"))
     assert request.exclude_newer == "2025-04-29T00:00:00Z"
     uv = Uv(find_uv(), reporter=locks.NullReporter())
     path = locks.lock(request, tmp_path, uv)

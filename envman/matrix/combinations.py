@@ -1,0 +1,89 @@
+"""Combinations: engine × version × variant, the unit envman locks, builds, smokes and images.
+
+The matrix's known-good versions (per family, else the engine's) give the committed set;
+:func:`select` is the one place a command's ``MODEL/--family/--engine/--version/--variant``
+selection is checked and turned into combinations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
+
+from envman.errors import UsageError
+from envman.matrix.catalog import resolve_model
+from envman.matrix.schema import Matrix
+
+
+@dataclass(frozen=True, order=True)
+class Combination:
+    engine: str
+    version: Version
+    variant: str
+
+    def __str__(self) -> str:
+        return f"{self.engine} {self.version} ({self.variant})"
+
+
+def known_good(
+    matrix: Matrix,
+    *,
+    families: Iterable[str] | None = None,
+    engine: str | None = None,
+    version: str | None = None,
+    variant: str | None = None,
+) -> list[Combination]:
+    """The known-good combinations the matrix names (or the selected ones), lockable here."""
+    found: set[Combination] = set()
+    wanted = set(families) if families is not None else None
+    for family in matrix.families.values():
+        if wanted is not None and family.name not in wanted:
+            continue
+        for name, support in family.engines.items():
+            if engine and name != engine:
+                continue
+            eng = matrix.engines[name]
+            versions = support.known_good or tuple(
+                v for v in eng.known_good if support.min_version is not None and v >= support.min_version
+            )
+            for v in versions:
+                if version and v != Version(version):
+                    continue
+                for var in eng.variants.values():
+                    if variant and var.name != variant:
+                        continue
+                    if var.lockable and (not var.versions or v in var.versions):
+                        found.add(Combination(name, v, var.name))
+    return sorted(found)
+
+
+def select(
+    matrix: Matrix,
+    *,
+    model: str | None = None,
+    family: str | None = None,
+    engine: str | None = None,
+    version: str | None = None,
+    variant: str | None = None,
+) -> tuple[list[Combination], bool]:
+    """The known-good combinations a command selects (names checked), and whether that is all of them."""
+    families = [resolve_model(matrix, model)[0].family] if model else None
+    if family:
+        if family not in matrix.families:
+            raise UsageError(f"unknown family {family!r}", hint="`envman matrix` lists the families")
+        families = [family]
+    if engine and engine not in matrix.engines:
+        raise UsageError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(matrix.engines)}")
+    if variant and engine and variant not in matrix.engines[engine].variants:
+        raise UsageError(
+            f"{engine} has no variant {variant!r}", hint=f"variants: {', '.join(matrix.engines[engine].variants)}"
+        )
+    if version:
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise UsageError(f"{version!r} is not a version") from None
+    selected = known_good(matrix, families=families, engine=engine, version=version, variant=variant)
+    return selected, not (model or family or engine or version or variant)
