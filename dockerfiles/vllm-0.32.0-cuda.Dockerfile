@@ -3,8 +3,8 @@
 # lockfile: lockfiles/vllm-0.32.0-cuda-py3.11.txt (sha256:5f8823ffe201c0ba048aea3d5b5fcdb2397f71292415d551f6b19a2b77bc825a)
 # build: envman build smoke-gemma3 --docker --engine vllm --version 0.32.0
 #    or, from a checkout: docker build -f dockerfiles/vllm-0.32.0-cuda.Dockerfile -t envman/vllm:0.32.0-cuda .
-# run:   docker run -p 8000:8000 -v WEIGHTS::ro envman/vllm:0.32.0-cuda
-#        serves ; give another command line to serve other weights.
+# run:   docker run -p 8000:8000 -v WEIGHTS:/models/smoke-gemma3:ro envman/vllm:0.32.0-cuda
+#        serves /models/smoke-gemma3; give another command line to serve other weights.
 
 ARG BASE_IMAGE=nvidia/cuda:13.0.2-runtime-ubuntu24.04
 FROM ${BASE_IMAGE}

@@ -22,6 +22,7 @@ from envman.hardware.host import GIB
 from envman.matrix.combinations import Combination, known_good
 from envman.matrix.schema import Accelerator, Matrix, Model
 from envman.report import Reporter
+from envman.run.smoke import SmokeResult
 
 CPU_RUNNER = ("ubuntu-24.04",)
 GPU_RUNNER = ("self-hosted", "linux", "x64", "gpu")
@@ -63,7 +64,8 @@ def _gpu_model(matrix: Matrix, combination: Combination, family: str) -> tuple[M
     """The family's smallest catalog model (real weights) the engine serves, and the GPU memory it needs."""
     from envman.errors import TargetError as NoPlan
     from envman.hardware.spec import parse_hardware
-    from envman.plan.planner import Planner, PlanRequest
+    from envman.plan.planner import Planner
+    from envman.plan.request import PlanRequest
 
     variant = matrix.engines[combination.engine].variants[combination.variant]
     floor = dockerfile.min_compute_capability(variant, combination)
@@ -268,16 +270,26 @@ def smoke_combination(
     model: str | None = None,
     base_image: str | None = None,
     extra_ca: Path | None = None,
+    timeout: float = 600.0,
     reporter: Reporter | None = None,
-) -> dict[str, Any]:
-    """Build a combination's image from its Dockerfile and smoke it with ``model`` (default: the
-    image's own smoke model, synthesized here and mounted read-only)."""
+) -> SmokeResult:
+    """Build a combination's image from its Dockerfile and smoke it in a container with ``model``
+    (default: the image's own smoke model, synthesized here and mounted read-only).
+
+    The same loop, result and evidence record as a local ``envman smoke``.
+    """
     import os
 
-    from envman.docker import container, image
+    from envman.docker import image
+    from envman.docker.serve import INNER_PORT, ContainerRunner
+    from envman.engines.launch import Bindings, launch
+    from envman.lock import lockfile, locks
     from envman.matrix.catalog import resolve_model
     from envman.matrix.schema import Format
-    from envman.plan.planner import Planner, PlanRequest
+    from envman.plan.planner import Planner
+    from envman.plan.request import PlanRequest
+    from envman.run.smoke import smoke
+    from envman.synth import synthesize
 
     public = dockerfile.public_matrix(matrix.path)
     built = image.build_image(
@@ -293,35 +305,33 @@ def smoke_combination(
         host = detect_host()
     else:
         host = dockerfile.plan_host(public, combination)
-    planner = Planner(public, host)
-    ask = PlanRequest(
-        model=chosen.name,
-        engine=combination.engine,
-        version=str(combination.version),
-        host_address="0.0.0.0",  # noqa: S104 - inside the container; published on 127.0.0.1 only
-        max_model_len=min(SMOKE_CONTEXT, chosen.max_context),
+    plan = Planner(public, host).plan(
+        PlanRequest(
+            model=chosen,
+            engine=combination.engine,
+            version=str(combination.version),
+            max_model_len=min(SMOKE_CONTEXT, chosen.max_context),
+        )
     )
-    plan = planner.plan(ask)
     mounts: dict[str, str] = {}
+    weights = None
     if chosen.smoke:
-        from envman.synth import synthesize
-
-        inside = dockerfile.weights_path(chosen, plan.artifact.format)
-        plan = planner.plan(PlanRequest(**{**ask.__dict__, "model_path": inside}))
+        weights = dockerfile.weights_path(chosen, plan.artifact.format)
         fmt = Format.GGUF if plan.artifact.format is Format.GGUF else Format.PYTORCH
-        mounts[str(synthesize(chosen, fmt))] = inside
-    environment = {k: os.environ[k] for k in ("HF_TOKEN",) if os.environ.get(k)}
-    result = container.smoke(
-        built.tag,
-        served_model_name=plan.served_model_name,
-        mounts=mounts,
-        command=plan.command,
-        port=ask.port,
-        ready_path=plan.ready_path,
-        gpus=cuda,
-        environment=environment,
-        matrix=public,
-        engine=combination.engine,
-        reporter=reporter,
+        mounts[str(synthesize(chosen, fmt))] = weights
+    inner = launch(
+        plan,
+        Bindings(weights=weights, host="0.0.0.0", port=INNER_PORT),  # noqa: S104 - published on 127.0.0.1 only
     )
-    return {"build": built.to_json(), "smoke": result.to_json(), "model": chosen.name}
+    request = locks.request_for(public, combination, offline=True)
+    lock = lockfile.read(locks.lockfiles_dir(public) / request.filename)
+    runner = ContainerRunner(
+        inner,
+        built,
+        mounts,
+        cuda,
+        weights or inner.argv[-1],
+        {"digest": lock.digest, "lockfile": f"lockfiles/{request.filename}"},
+        {k: os.environ[k] for k in ("HF_TOKEN",) if os.environ.get(k)},
+    )
+    return smoke(public, plan, runner, timeout, reporter, build_seconds=built.seconds)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated, Any
 
 import typer
 
 from envman import __version__
-from envman.errors import ConfigError, EnvmanError
+from envman.errors import ConfigError, EnvmanError, Terminated
 
 app = typer.Typer(
     name="envman",
@@ -62,6 +63,7 @@ def _register() -> None:
         models,
         plan,
         probe,
+        servers,
         smoke,
         up,
         verify,
@@ -95,7 +97,15 @@ def _click_exceptions() -> Any:
     return exceptions
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def main() -> None:
+    # SIGTERM (systemd, Docker, Kubernetes, kill) and SIGHUP (terminal closed) unwind like
+    # Ctrl-C: every `finally` runs, so servers envman started are stopped before it exits.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     _register()
     try:
         args = sys.argv[1:]
@@ -106,6 +116,8 @@ def main() -> None:
         code = app(args=args, standalone_mode=False)
     except EnvmanError as error:
         sys.exit(report_error(error))
+    except Terminated as stop:
+        sys.exit(128 + stop.signum)
     except KeyboardInterrupt:
         sys.exit(130)
     except typer.Exit as exit_:

@@ -48,7 +48,8 @@ def build(
     from envman.build.environments import build as build_env
     from envman.cli._reporter import RichReporter
     from envman.lock.uv import Uv, find_uv
-    from envman.plan.planner import Planner, PlanRequest
+    from envman.plan.planner import Planner
+    from envman.plan.request import PlanRequest
 
     loaded = load(matrix)
     host = target_host(hardware, loaded)

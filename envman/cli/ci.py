@@ -86,6 +86,7 @@ def ci_smoke(
     """Build a combination's image from its Dockerfile, run it, and ask one chat completion."""
     from envman.ci import matrix as ci
     from envman.cli._reporter import RichReporter
+    from envman.cli.smoke import show_result
     from envman.docker.context import selected_combinations
 
     loaded = _public(matrix)
@@ -93,12 +94,7 @@ def ci_smoke(
     result = ci.smoke_combination(
         loaded, found[0], model=model, base_image=base_image, extra_ca=extra_ca, reporter=RichReporter(verbose())
     )
-    if json:
-        print_json(result)
-        return
-    smoke = result["smoke"]
-    out.print(f"{result['build']['tag']}: {result['model']} answered {smoke['reply']!r} "
-              f"(ready after {smoke['ready_seconds']} s)", markup=False)  # fmt: skip
+    show_result(result, json)
 
 
 @ci_app.command("runner-check")

@@ -41,7 +41,9 @@ def plan(
     json: JsonOption = False,
 ) -> None:
     """Choose how to serve MODEL on the target hardware, and say why every alternative was rejected."""
-    from envman.plan.planner import Planner, PlanRequest
+    from envman.engines.launch import Bindings, launch
+    from envman.plan.planner import Planner
+    from envman.plan.request import PlanRequest
 
     loaded = load(matrix)
     host = target_host(hardware, loaded)
@@ -57,9 +59,10 @@ def plan(
             force=force,
         )
     )
+    bound = launch(result, Bindings())  # what `envman up` would run with its defaults
     if json:
-        print_json(result.to_json())
+        print_json(result.to_json() | bound.to_json())
         return
     from envman.cli._render import render_plan
 
-    render_plan(result, out)
+    render_plan(result, bound, out)

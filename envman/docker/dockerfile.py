@@ -27,6 +27,7 @@ from packaging.version import Version
 
 from envman.docker import images
 from envman.docker.images import Base, ImageFacts
+from envman.engines.launch import Bindings, launch
 from envman.errors import ConfigError, UsageError
 from envman.files import atomic_write
 from envman.hardware.host import Host
@@ -35,6 +36,8 @@ from envman.lock.lockfile import Lockfile
 from envman.matrix import combinations
 from envman.matrix.combinations import Combination
 from envman.matrix.schema import Accelerator, Engine, Format, Matrix, Model, Variant
+from envman.plan.planner import Planner
+from envman.plan.request import PlanRequest
 
 SUFFIX = ".Dockerfile"
 EXTRA_CA_DIR = "dockerfiles/extra-ca"  # context path every Dockerfile COPYs CA certificates from
@@ -228,8 +231,6 @@ def target_for(
 ) -> Target:
     """Everything one Dockerfile is rendered from; the command is the planner's, for the smoke
     model of the combination's family, bound to 0.0.0.0 inside the container."""
-    from envman.plan.planner import Planner, PlanRequest
-
     facts = images.facts()
     engine = matrix.engines[combination.engine]
     variant = engine.variants[combination.variant]
@@ -237,23 +238,25 @@ def target_for(
     lock = lockfile.read(lock_dir / request.filename)
     lock.verify()
     model = smoke_model(matrix, combination)
-    planner = Planner(matrix, plan_host(matrix, combination))
-    ask = PlanRequest(
-        model=model.name,
-        engine=combination.engine,
-        version=str(combination.version),
-        host_address="0.0.0.0",  # noqa: S104 - inside the container only; `docker run -p` decides exposure
-        port=facts.port,
-        extra_args=tuple(safe(a, "argument") for a in extra_args),
+    plan = Planner(matrix, plan_host(matrix, combination)).plan(
+        PlanRequest(model=model.name, engine=combination.engine, version=str(combination.version))
     )
-    first = planner.plan(ask)
-    plan = planner.plan(PlanRequest(**{**ask.__dict__, "model_path": weights_path(model, first.artifact.format)}))
     if plan.variant.name != combination.variant:
         raise ConfigError(f"the planner chose {plan.variant.name} for {combination}, not {combination.variant}")
-    env = dict(plan.env)
+    model_path = weights_path(model, plan.artifact.format)
+    bound = launch(
+        plan,
+        Bindings(
+            weights=model_path,
+            host="0.0.0.0",  # noqa: S104 - inside the container only; `docker run -p` decides exposure
+            port=facts.port,
+            extra_args=tuple(safe(a, "argument") for a in extra_args),
+        ),
+    )
+    env = dict(bound.env)
     for name, value in (extra_env or {}).items():
         env[env_name(name)] = safe(value, f"environment value of {name}")
-    command = plan.command
+    command = bound.argv
     launchers: tuple[str, ...] = ()
     if len(command) > 2 and command[:2] == ("python", "-m") and command[2].startswith("envman_"):
         launchers = (command[2],)
@@ -271,10 +274,10 @@ def target_for(
         base=base,
         packages=packages,
         model=model,
-        model_path=plan.command[plan.command.index("--model") + 1] if "--model" in plan.command else "",
+        model_path=model_path,
         command=command,
         env=env,
-        ready_path=plan.ready_path,
+        ready_path=bound.ready_path,
         launchers=launchers,
         extra=tuple(extra),
     )

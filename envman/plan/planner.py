@@ -29,43 +29,11 @@ from envman.matrix.schema import (
     Variant,
 )
 from envman.plan.memory import MemoryEstimate, kv_cache_bytes, weight_bytes
+from envman.plan.request import PlanRequest, parse_format
 from envman.plan.result import Plan, Rejection
 
 TP_SIZES = (1, 2, 4, 8, 16)
 FALLBACK_CONTEXTS = (8192, 4096, 2048)
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    model: str
-    engine: str | None = None
-    version: str | None = None
-    format: str | None = None  # "gguf" or "gguf:Q4_K_M"
-    max_model_len: int | None = None
-    tensor_parallel_size: int | None = None
-    memory_utilization: float | None = None
-    trust_remote_code: bool = False
-    force: bool = False
-    host_address: str = "127.0.0.1"
-    port: int = 8000
-    served_model_name: str | None = None
-    model_path: str | None = None
-    api_key: str | None = None
-    extra_args: tuple[str, ...] = ()
-
-
-def _parse_format(text: str | None) -> tuple[Format | None, str | None]:
-    if not text:
-        return None, None
-    fmt_text, _, quant = text.partition(":")
-    try:
-        fmt = Format(fmt_text.lower())
-    except ValueError:
-        raise UsageError(
-            f"unknown format {fmt_text!r}",
-            hint=f"formats: {', '.join(f.value for f in Format)} (GGUF with a quantization: gguf:Q4_K_M)",
-        ) from None
-    return fmt, quant or None
 
 
 def _matches(artifact: Artifact, fmt: Format, quant: str | None) -> bool:
@@ -90,7 +58,10 @@ class Planner:
     # -- the entry point ---------------------------------------------------------
 
     def plan(self, request: PlanRequest) -> Plan:
-        model, repo = resolve_model(self.matrix, request.model)
+        if isinstance(request.model, Model):
+            model, repo = request.model, None
+        else:
+            model, repo = resolve_model(self.matrix, request.model)
         self._repo = repo
         self._version_notes: dict[tuple[str, Version], str] = {}
         if request.engine:
@@ -102,7 +73,7 @@ class Planner:
                 Version(request.version)
             except InvalidVersion:
                 raise UsageError(f"{request.version!r} is not a version", hint="e.g. --version 0.8.5") from None
-        fmt, quant = _parse_format(request.format)
+        fmt, quant = parse_format(request.format)
         if fmt is not None and not any(_matches(a, fmt, quant) for a in model.artifacts):
             offered = ", ".join(a.label for a in model.artifacts)
             raise UsageError(f"{model.name} has no {request.format} weights", hint=f"it comes as: {offered}")
@@ -337,7 +308,7 @@ class Planner:
         request: PlanRequest,
         rejected: list[Rejection],
     ) -> _Candidate | None:
-        want_fmt, want_quant = _parse_format(request.format)
+        want_fmt, want_quant = parse_format(request.format)
         prefs = self.matrix.planner.format_preference
         artifacts = sorted(model.artifacts, key=lambda a: prefs.index(a.format) if a.format in prefs else len(prefs))
         soft_fallback: _Candidate | None = None
@@ -533,8 +504,6 @@ class Planner:
         request: PlanRequest,
         wanted_context: int,
     ) -> Plan:
-        from envman.engines import LaunchSpec, adapter_for
-
         planner = self.matrix.planner
         env: dict[str, str] = {}
         args: list[str] = []
@@ -546,7 +515,6 @@ class Planner:
                 notes.append(f"{' '.join(rule.args) or rule.env}: {rule.reason}")
         env.update(support.env)
         args.extend(support.args)
-        args.extend(request.extra_args)
         if version in support.known_good:
             why_version = "known good for " + model.family
         elif request.version:
@@ -572,29 +540,6 @@ class Planner:
             # vLLM's CPU build reads --gpu-memory-utilization as a share of RAM; ask for what is needed.
             need = estimate.per_device_bytes / max(1, self.host.cpu.memory_total_bytes)
             utilization = round(min(estimate.utilization, max(0.3, need + 0.05)), 2)
-        served = request.served_model_name or model.name
-        model_path = request.model_path or (
-            f"{artifact.repo}/{artifact.file}" if artifact.format is Format.GGUF and artifact.file else artifact.repo
-        )
-        launch = adapter_for(engine.name).launch(
-            LaunchSpec(
-                model_path=model_path,
-                served_model_name=served,
-                host=request.host_address,
-                port=request.port,
-                accelerator=self.host.accelerator,
-                dtype=dtype,
-                tensor_parallel_size=tp,
-                max_model_len=estimate.max_model_len,
-                memory_utilization=utilization,
-                max_num_batched_tokens=planner.max_num_batched_tokens,
-                kv_cache_gib=estimate.kv_cache_bytes / GIB,
-                trust_remote_code=request.trust_remote_code,
-                api_key=request.api_key,
-                extra_args=tuple(args),
-                env=env,
-            )
-        )
         integrations = tuple(
             {"tool": i.tool, "versions": str(i.versions), "env": dict(i.env), "reason": i.reason}
             for i in self.matrix.integrations
@@ -608,13 +553,6 @@ class Planner:
         elif tp > 1 and not request.tensor_parallel_size:
             notes.append(f"tensor_parallel_size {tp}: the smallest split that fits")
         notes.append(f"memory: {estimate.explain()}")
-        # a server bound to every interface is reached locally through the IPv4 loopback
-        # (not "localhost", which may resolve to ::1 first)
-        host_text = request.host_address
-        if host_text in ("0.0.0.0", "localhost"):  # noqa: S104 (a comparison, not a bind)
-            host_text = "127.0.0.1"
-        elif ":" in host_text:
-            host_text = f"[{host_text}]"
         return Plan(
             model=model,
             engine=engine.name,
@@ -627,11 +565,10 @@ class Planner:
             memory_utilization=utilization,
             memory=estimate,
             host=self.host,
-            env=launch.env,
-            command=launch.argv,
-            ready_path=launch.ready_path,
-            url=f"http://{host_text}:{request.port}/v1",
-            served_model_name=served,
+            max_num_batched_tokens=planner.max_num_batched_tokens,
+            trust_remote_code=request.trust_remote_code,
+            engine_args=tuple(args),
+            engine_env=env,
             notes=tuple(notes),
             warnings=tuple(warnings),
             integrations=integrations,

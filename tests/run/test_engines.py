@@ -18,7 +18,8 @@ import pytest
 from envman.build.environments import Environment
 from envman.hardware.spec import parse_hardware
 from envman.matrix.schema import Format, Matrix
-from envman.plan.planner import Planner, PlanRequest
+from envman.plan.planner import Planner
+from envman.plan.request import PlanRequest
 from envman.run.server import Server, command_for, free_port, group_members, port_is_free, serve
 
 from .conftest import cli_env, wait_gone

@@ -11,7 +11,8 @@ import pytest
 from envman.build.environments import Environment
 from envman.hardware.spec import parse_hardware
 from envman.matrix.schema import Matrix
-from envman.plan.planner import Planner, PlanRequest
+from envman.plan.planner import Planner
+from envman.plan.request import PlanRequest
 from envman.plan.result import Plan
 from envman.report import RecordingReporter
 from envman.run.server import free_port
