@@ -20,7 +20,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_state: dict[str, Any] = {"verbose": False, "passthrough": None}
+_state: dict[str, Any] = {"verbose": False, "passthrough": None, "terminated": None}
 
 
 def verbose() -> bool:
@@ -98,6 +98,7 @@ def _click_exceptions() -> Any:
 
 
 def _terminate(signum: int, frame: object) -> None:
+    _state["terminated"] = signum  # typer reports any KeyboardInterrupt as 130: remember which signal it was
     raise Terminated(signum)
 
 
@@ -121,13 +122,19 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
+        sys.exit(_exit_code(exit_.exit_code))
     except typer.Abort:
-        sys.exit(130)
+        sys.exit(_exit_code(130))
     except Exception as error:  # click's usage errors (typer >= 0.29 vendors click as typer._click)
         exceptions = _click_exceptions()
         if isinstance(error, exceptions.ClickException):
             error.show()
             sys.exit(2 if isinstance(error, exceptions.UsageError) else error.exit_code)
         raise
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(_exit_code(code if isinstance(code, int) else 0))
+
+
+def _exit_code(code: int) -> int:
+    """128 + N after SIGTERM or SIGHUP (typer has turned the interrupt into 130)."""
+    signum = _state.get("terminated")
+    return 128 + signum if signum and code == 130 else code

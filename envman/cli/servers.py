@@ -21,34 +21,38 @@ def ps(json: JsonOption = False) -> None:
     registry = backends()
     found = servers.listing()
     rows = [r.to_json(registry[r.backend].alive(r) if r.backend in registry else False) for r in found.records]
+    rows += [
+        {"name": u.name, "status": "untracked", "pid": u.pids[0], "pids": list(u.pids), "reason": "no readable record"}
+        for u in found.untracked
+    ]
+    rows += [
+        {"name": u.name, "status": "unreadable", "record": str(u.moved_to), "reason": u.reason}
+        for u in found.unreadable
+    ]
     if json:
-        print_json(
-            {
-                "servers": rows,
-                "unreadable": [
-                    {"name": u.name, "moved_to": str(u.moved_to), "reason": u.reason} for u in found.unreadable
-                ],
-                "untracked": [{"name": u.name, "pids": list(u.pids)} for u in found.untracked],
-            }
-        )
+        print_json(rows)
         return
-    if not (rows or found.unreadable or found.untracked):
+    if not rows:
         out.print("no servers", markup=False)
     for r in rows:
+        if r["status"] == "untracked":
+            out.print(
+                f"{r['name']}  untracked (no readable record)  pid {', '.join(map(str, r['pids']))}", markup=False
+            )
+            continue
+        if r["status"] == "unreadable":
+            err.print(
+                f"warning: the record of {r['name']!r} is unreadable ({r['reason']}); kept at {r['record']}",
+                markup=False,
+                highlight=False,
+            )
+            continue
         uptime = f"up {r['uptime_seconds']}s" if r["status"] == "running" else "DEAD"
         where = f"container {r['container']}" if r["container"] else f"pid {r['pid']}"
         mode = " (foreground)" if r["foreground"] else ""
         out.print(
             f"{r['name']}  {r['model']}  {r['engine']} {r['engine_version']}  {r['url']}  {where}  {uptime}{mode}",
             markup=False,
-        )
-    for u in found.untracked:
-        out.print(f"{u.name}  untracked (no readable record)  pid {', '.join(map(str, u.pids))}", markup=False)
-    for unreadable in found.unreadable:
-        err.print(
-            f"warning: unreadable record of {unreadable.name!r} kept at {unreadable.moved_to} ({unreadable.reason})",
-            markup=False,
-            highlight=False,
         )
 
 

@@ -171,6 +171,9 @@ class ContainerRunner:
     def lock(self) -> dict[str, Any]:
         return dict(self.lock_info)
 
+    def argv(self) -> list[str]:
+        return list(self.launch.argv)
+
     def start(self, owned: list[Server], log_path: Path, reporter: Reporter) -> Server:
         name = f"envman-smoke-{secrets.token_hex(4)}"
         return start(

@@ -107,6 +107,8 @@ def refuse_key(engine: str, spec: LaunchSpec) -> None:
 
 class EngineAdapter(Protocol):
     name: str
+    # an adapter whose server cannot check an API key sets ``checks_api_key = False``: the
+    # launch step then refuses --api-key (exit 2) instead of serving without authentication
 
     def launch(self, spec: LaunchSpec) -> Launch: ...
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from envman.engines.base import Launch, LaunchSpec, adapter_for
+from envman.engines.base import Launch, LaunchSpec, adapter_for, refuse_key
 from envman.hardware.host import GIB
 from envman.matrix.schema import Format
 from envman.plan.result import Plan
@@ -80,7 +80,10 @@ def launch(plan: Plan, bindings: Bindings) -> Launch:
         extra_args=(*plan.engine_args, *bindings.extra_args),
         env=plan.engine_env,
     )
-    made = adapter_for(plan.engine).launch(spec)
+    adapter = adapter_for(plan.engine)
+    if not getattr(adapter, "checks_api_key", True):
+        refuse_key(plan.engine, spec)
+    made = adapter.launch(spec)
     return Launch(
         argv=made.argv,
         env=made.env,

@@ -92,6 +92,7 @@ def record(
     *,
     plan: Plan,
     launch: Launch,
+    argv: list[str],
     environment: dict[str, Any],
     lock: dict[str, Any],
     passed: bool,
@@ -116,7 +117,7 @@ def record(
         "environment": environment,
         "hardware": hardware(plan.host),
         "server": {
-            "command": list(launch.argv),
+            "command": argv,
             "env": launch.shown_env(),
             "served_model_name": launch.served_model_name,
             "max_model_len": plan.max_model_len,

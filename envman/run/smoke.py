@@ -55,6 +55,10 @@ class Runner(Protocol):
 
     def lock(self) -> dict[str, Any]: ...
 
+    def argv(self) -> list[str]:
+        """The command as it runs (the environment's interpreter, the image's command)."""
+        ...
+
     def start(self, owned: list[Server], log_path: Path, reporter: Reporter) -> Server:
         """Start the server and append it to ``owned`` before anything can interrupt."""
         ...
@@ -73,6 +77,9 @@ class ProcessRunner:
 
     def lock(self) -> dict[str, Any]:
         return {"digest": self.built.lock_digest, "lockfile": self.built.lockfile}
+
+    def argv(self) -> list[str]:
+        return list(command_for(self.launch, self.built.python_bin).argv)
 
     def start(self, owned: list[Server], log_path: Path, reporter: Reporter) -> Server:
         command = command_for(self.launch, self.built.python_bin)
@@ -187,6 +194,7 @@ def smoke(
     document = evidence.record(
         plan=plan,
         launch=runner.launch,
+        argv=runner.argv(),
         environment=runner.environment(),
         lock=runner.lock(),
         passed=passed,

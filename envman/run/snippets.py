@@ -11,7 +11,7 @@ import shlex
 
 
 def curl(url: str, served: str, api_key: bool) -> str:
-    body = json.dumps({"model": served, "messages": [{"role": "user", "content": "Hello!"}]})
+    body = json.dumps({"model": served, "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 64})
     auth = ' -H "Authorization: Bearer $API_KEY"' if api_key else ""
     endpoint = shlex.quote(url + "/chat/completions")
     return f"curl {endpoint} -H 'Content-Type: application/json'{auth} -d {shlex.quote(body)}"
@@ -24,7 +24,7 @@ def python(url: str, served: str, api_key: bool) -> list[str]:
         *(["import os"] if api_key else []),
         "from openai import OpenAI",
         f"client = OpenAI(base_url={json.dumps(url)}, api_key={key})",
-        f"reply = client.chat.completions.create(model={json.dumps(served)}, messages={message})",
+        f"reply = client.chat.completions.create(model={json.dumps(served)}, messages={message}, max_tokens=64)",
         "print(reply.choices[0].message.content)",
     ]
 

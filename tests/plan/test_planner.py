@@ -482,3 +482,12 @@ def test_cli_usage_errors_exit_2_without_a_traceback(envman_cli: Cli, args: tupl
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_mlx_lm_refuses_an_api_key_it_cannot_check(real_matrix: Matrix) -> None:
+    linux = parse_hardware("cpu", real_matrix.gpus)
+    mac = dataclasses.replace(linux, os="darwin", arch="arm64", source="a Mac")
+    plan = make_plan(real_matrix, mac, "gemma-3-27b-it", engine="mlx-lm", version="0.22.0")
+    assert launch(plan, Bindings()).argv  # without a key it launches
+    with pytest.raises(UsageError, match="cannot check an API key"):
+        launch(plan, Bindings(api_key="k"))
