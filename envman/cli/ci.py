@@ -54,7 +54,7 @@ def ci_workflow(
     matrix: MatrixOption = None,
 ) -> None:
     """Write .github/workflows/envman-matrix.yml: per combination, build the image and smoke it."""
-    from envman.ci import matrix as ci
+    from envman.ci import workflow as ci
 
     loaded = _public(matrix)
     path = output or Path(loaded.path).parent / ci.WORKFLOW
