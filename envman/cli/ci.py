@@ -65,8 +65,7 @@ def ci_workflow(
             raise typer.Exit(1)
         out.print(f"{path} is up to date", markup=False)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, ci.workflow(loaded))
+    atomic_write(path, ci.workflow(loaded))  # creates the folder, or exits 3 naming it
     out.print(f"wrote {path}", markup=False)
 
 

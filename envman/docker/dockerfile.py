@@ -31,7 +31,7 @@ from packaging.version import Version
 from envman.docker import images
 from envman.docker.images import Base, ImageFacts
 from envman.errors import ConfigError, UsageError
-from envman.files import atomic_write
+from envman.files import atomic_write, ensure_dir
 from envman.hardware.host import Host
 from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile
@@ -515,8 +515,7 @@ def targets(matrix: Matrix, combinations: Iterable[Combination], lock_dir: Path)
 
 
 def write(target: Target, directory: Path, *, base_image: str | None = None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / target.filename
+    path = ensure_dir(directory) / target.filename
     atomic_write(path, render(target, base_image=base_image))
     return path
 

@@ -280,3 +280,12 @@ def test_runner_check_refuses_bad_floors_before_looking_at_the_gpu(cli: Cli, arg
     result = cli("ci", "runner-check", *args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in " ".join(result.stderr.split())
+
+
+def test_an_unwritable_output_is_a_prerequisite_error_not_a_traceback(cli: Cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    result = cli("ci", "workflow", "--output", str(blocker / "envman-matrix.yml"))
+    assert result.returncode == 3, result.stderr
+    assert f"error: cannot create the folder {blocker}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -235,3 +235,12 @@ def test_the_run_line_pastes_into_a_shell_and_mounts_what_the_cmd_serves(
     )
     assert result.returncode == 0, line + "\n" + result.stderr
     assert result.stdout.strip() == "mounted-read-only"
+
+
+def test_an_unwritable_dockerfiles_folder_is_a_prerequisite_error(cli: Cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    result = cli("dockerfile", "--engine", "xllamacpp", env={"ENVMAN_DOCKERFILES": str(blocker / "dockerfiles")})
+    assert result.returncode == 3, result.stderr
+    assert f"error: cannot create the folder {blocker / 'dockerfiles'}" in result.stderr
+    assert "Traceback" not in result.stderr
