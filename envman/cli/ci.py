@@ -54,7 +54,7 @@ def ci_workflow(
     matrix: MatrixOption = None,
 ) -> None:
     """Write .github/workflows/envman-matrix.yml: per combination, build the image and smoke it."""
-    from envman.ci import matrix as ci
+    from envman.ci import workflow as ci
 
     loaded = _public(matrix)
     path = output or Path(loaded.path).parent / ci.WORKFLOW
@@ -65,8 +65,7 @@ def ci_workflow(
             raise typer.Exit(1)
         out.print(f"{path} is up to date", markup=False)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, ci.workflow(loaded))
+    atomic_write(path, ci.workflow(loaded))  # creates the folder, or exits 3 naming it
     out.print(f"wrote {path}", markup=False)
 
 
