@@ -8,12 +8,12 @@ stage's (:mod:`envman.run.server`, :mod:`envman.run.smoke`), the same as for a p
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envman.docker.image import client
-
-PROMPT = "Say hello."
+from envman.errors import TargetError
 
 
 def run_server(
@@ -40,7 +40,7 @@ def run_server(
         kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
     return api.containers.run(
         image,
-        command=list(command),
+        command=list(command) or None,  # empty: the image's own CMD
         name=name,
         detach=True,
         ports={f"{inner_port}/tcp": (host, port)},
@@ -49,6 +49,19 @@ def run_server(
         labels={"io.envman.server": name},
         **kwargs,
     )
+
+
+def wait_healthy(container: Any, timeout: float) -> float:
+    """Seconds until Docker's own HEALTHCHECK says healthy; TargetError if unhealthy or too slow."""
+    started = time.monotonic()
+    while True:
+        container.reload()
+        status = container.attrs["State"].get("Health", {}).get("Status")
+        if status == "healthy":
+            return time.monotonic() - started
+        if status == "unhealthy" or time.monotonic() - started > timeout:
+            raise TargetError(f"{container.name}: HEALTHCHECK says {status}")
+        time.sleep(1)
 
 
 def find(name: str) -> Any | None:

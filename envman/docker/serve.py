@@ -11,6 +11,7 @@ removed (:mod:`envman.run.guard`). GPUs are requested for CUDA variants.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import sys
 import time
@@ -143,10 +144,10 @@ def start(
     server.log_path = log_path
     if owned is not None:
         owned.append(server)
-    guard_log = log_path.with_suffix(".guard.log") if log_path else Path("/dev/null")
+    guard_log = log_path.with_suffix(".guard.log") if log_path else Path(os.devnull)
     server.guardian = process.spawn(
         [sys.executable, "-I", "-c", _WAIT, name],
-        {},
+        dict(os.environ),  # DOCKER_HOST and friends
         guard_log,
         on_orphan=[sys.executable, "-I", "-c", _REMOVE, name],
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from envman.errors import PrerequisiteError
+from envman.files import ensure_dir
 from envman.run.guard import DETACH
 
 SERVER_MARKER = "ENVMAN_SERVER"  # set in every server's environment: its name, to find it without a record
@@ -70,6 +71,7 @@ def spawn(
     orphan = ["--on-orphan", json.dumps(list(on_orphan))] if on_orphan else []
     guard = [sys.executable, "-I", "-c", bootstrap, str(read_end), *orphan, "--", *argv]
     child_env = dict(env)
+    ensure_dir(log_path.parent)
     try:
         with log_path.open("ab") as log:
             process = subprocess.Popen(
