@@ -92,7 +92,7 @@ def facts(parts: Sequence[Header], where: str) -> GgufFacts:
     lora = kv.get("attention.kv_lora_rank")
     rope = kv.get("rope.dimension_count")
     mla = isinstance(lora, int) and lora > 0 and isinstance(rope, int)
-    rope_dim = int(rope) if mla else 0
+    rope_dim = rope if mla and isinstance(rope, int) else 0
     vocab = integer(kv, where, "vocab_size", default=first.array_lengths.get("tokenizer.ggml.tokens", 0))
     if not vocab:
         raise UsageError(f"{where} has no {arch}.vocab_size nor tokenizer.ggml.tokens")
