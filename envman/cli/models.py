@@ -54,7 +54,7 @@ def inspect(
     resolved = resolve(load(matrix), model, allow_unknown=True)
     if json:
         print_json(resolved.to_json())
-        return
-    out.print(resolved.describe(), markup=False)
+    else:
+        out.print(resolved.describe(), markup=False)
     if not resolved.model.family:
         err.print("[yellow]warning:[/] no engine can be planned for it until its family is in matrix.toml")

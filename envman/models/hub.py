@@ -149,7 +149,8 @@ def _read_online(
     for name in METADATA_FILES:
         if name in sizes:
             with _errors(repo, revision, name):
-                downloaded[name] = Path(hf_hub_download(repo, name, revision=sha))
+                # by the ref asked for (not the commit), so the cache records it for offline reads
+                downloaded[name] = Path(hf_hub_download(repo, name, revision=revision))
             files.append(name)
     gguf_artifacts, first = _read_ggufs(repo, sha, sizes, ggufs, mmproj, files)
     if "config.json" in downloaded:
