@@ -19,7 +19,7 @@ from envman.cli._common import (
     load,
     target_host,
 )
-from envman.cli._console import out, print_json
+from envman.cli._console import err, out, print_json
 
 
 @app.command("plan")
@@ -41,15 +41,18 @@ def plan(
     json: JsonOption = False,
 ) -> None:
     """Choose how to serve MODEL on the target hardware, and say why every alternative was rejected."""
+    from envman.cli._model import plan_request, resolve_model_arg
     from envman.engines.launch import Bindings, launch
     from envman.plan.planner import Planner
-    from envman.plan.request import PlanRequest
 
     loaded = load(matrix)
     host = target_host(hardware, loaded)
+    resolved = resolve_model_arg(loaded, model)
+    for warning in resolved.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     result = Planner(loaded, host).plan(
-        PlanRequest(
-            model=model,
+        plan_request(
+            resolved,
             engine=engine,
             version=version,
             format=format,
@@ -59,7 +62,9 @@ def plan(
             force=force,
         )
     )
-    bound = launch(result, Bindings())  # what `envman up` would run with its defaults
+    bound = launch(
+        result, Bindings(weights=str(resolved.path) if resolved.path else None)
+    )  # what `envman up` would run with its defaults
     if json:
         print_json(result.to_json() | bound.to_json())
         return

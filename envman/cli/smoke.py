@@ -50,10 +50,10 @@ def smoke(
     json: JsonOption = False,
 ) -> None:
     """Prove a combination works on this machine: one chat completion (exit 0 passed, 1 failed, 130 Ctrl-C)."""
+    from envman.cli._model import local_weights, plan_request, resolve_model_arg
     from envman.cli._reporter import RichReporter
     from envman.hardware.detect import detect_host
     from envman.lock.uv import Uv, find_uv
-    from envman.plan.request import PlanRequest
     from envman.run.smoke import prepare
     from envman.run.smoke import smoke as run_smoke
 
@@ -67,9 +67,14 @@ def smoke(
         return
     if base_image or extra_ca:
         raise UsageError("--base-image and --extra-ca go with --docker")
-    request = PlanRequest(model=model, engine=engine, version=version, format=format, force=force)
+    resolved = resolve_model_arg(loaded, model, model_path)
+    request = plan_request(resolved, engine=engine, version=version, format=format, force=force)
     uv = Uv(find_uv(), reporter, verbose=verbose())
-    ready = prepare(loaded, detect_host(), request, uv=uv, model_path=model_path, reporter=reporter, rebuild=rebuild)
+    weights = local_weights(resolved, model_path)
+    ready = prepare(
+        loaded, detect_host(), request, uv=uv, model_path=str(weights) if weights else None, reporter=reporter,
+        rebuild=rebuild,
+    )  # fmt: skip
 
     def echo(line: str) -> None:
         err.print(line, markup=False, highlight=False)
@@ -126,13 +131,14 @@ def _smoke_in_docker(
 ) -> SmokeResult:
     """Plan on this host, then build the combination's image and smoke the model in a container."""
     from envman.ci.matrix import smoke_combination
+    from envman.cli._model import plan_request, resolve_model_arg
     from envman.hardware.detect import detect_host
     from envman.matrix.combinations import Combination
     from envman.plan.planner import Planner
-    from envman.plan.request import PlanRequest
 
+    resolved = resolve_model_arg(matrix, model)
     plan = Planner(matrix, detect_host()).plan(
-        PlanRequest(model=model, engine=engine, version=version, format=format, force=force)
+        plan_request(resolved, engine=engine, version=version, format=format, force=force)
     )
     combination = Combination(plan.engine, plan.engine_version, plan.variant.name)
     return smoke_combination(

@@ -82,10 +82,10 @@ def up(
     json: JsonOption = False,
 ) -> None:
     """Plan, build or reuse the environment, get the weights, start the engine, wait until it answers."""
+    from envman.cli._model import local_weights, plan_request, resolve_model_arg
     from envman.cli._reporter import RichReporter
     from envman.engines.launch import Bindings, launch
     from envman.plan.planner import Planner
-    from envman.plan.request import PlanRequest
     from envman.run import ports, servers
 
     engine_args = tuple(passthrough() or ())
@@ -107,9 +107,13 @@ def up(
     if name:
         servers.check_name(name)
     port = ports.free_port(host) if port == 0 else (port if dry_run else ports.claim(port, host))
+    resolved = resolve_model_arg(loaded, model, model_path)
+    for note in resolved.warnings:
+        reporter.warn(note)
+    model_path = local_weights(resolved, model_path)
     plan = Planner(loaded, target).plan(
-        PlanRequest(
-            model=model,
+        plan_request(
+            resolved,
             engine=engine,
             version=version,
             format=format,

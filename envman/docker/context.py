@@ -25,12 +25,15 @@ def selected_combinations(
     matrix: Matrix,
     *,
     model: str | None = None,
+    family: str | None = None,
     engine: str | None = None,
     version: str | None = None,
     variant: str | None = None,
 ) -> tuple[list[Combination], bool]:
     """:func:`envman.lock.locks.select`, where selecting nothing is an error (a Dockerfile needs a lock)."""
-    selected, everything = combinations.select(matrix, model=model, engine=engine, version=version, variant=variant)
+    selected, everything = combinations.select(
+        matrix, model=model, family=family, engine=engine, version=version, variant=variant
+    )
     if not selected:
         raise UsageError(
             "no known-good combination matches",

@@ -59,7 +59,7 @@ class Planner:
 
     def plan(self, request: PlanRequest) -> Plan:
         if isinstance(request.model, Model):
-            model, repo = request.model, None
+            model, repo = request.model, request.weights_repo
         else:
             model, repo = resolve_model(self.matrix, request.model)
         self._repo = repo

@@ -24,6 +24,7 @@ class PlanRequest:
     memory_utilization: float | None = None
     trust_remote_code: bool = False
     force: bool = False
+    weights_repo: str | None = None  # with a resolved model: serve these weights (the repo the user named)
 
 
 def parse_format(text: str | None) -> tuple[Format | None, str | None]:

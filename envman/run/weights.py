@@ -84,16 +84,19 @@ def download(artifact: Artifact, reporter: Reporter) -> Path:
     )
 
     repo = artifact.repo
+    revision = getattr(artifact, "revision", None)  # the commit the plan read the metadata at
     where = f"{repo}/{artifact.file}" if artifact.file else repo
     try:
         with reporter.status(f"downloading {where} (Hugging Face hub)"):
             if artifact.file:
                 split = _SPLIT.match(artifact.file)
                 if split:
-                    snapshot = snapshot_download(repo, allow_patterns=[f"{split['stem']}-*-of-{split['count']}.gguf"])
+                    snapshot = snapshot_download(
+                        repo, revision=revision, allow_patterns=[f"{split['stem']}-*-of-{split['count']}.gguf"]
+                    )
                     return Path(snapshot) / artifact.file
-                return Path(hf_hub_download(repo, artifact.file))
-            return Path(snapshot_download(repo, allow_patterns=HF_PATTERNS))
+                return Path(hf_hub_download(repo, artifact.file, revision=revision))
+            return Path(snapshot_download(repo, revision=revision, allow_patterns=HF_PATTERNS))
     except GatedRepoError:
         raise PrerequisiteError(
             f"{repo} is gated on the Hugging Face hub",

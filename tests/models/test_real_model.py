@@ -84,3 +84,47 @@ def test_the_real_gguf_on_a_hub_is_read_by_range_requests(smollm2: Path, hf_env:
     assert data["model"]["artifacts"][0]["quantization"] == "Q4_1"
     served = hub.served[f"HuggingFaceTB/SmolLM2-135M-Instruct-GGUF/{smollm2.name}"]
     assert served <= 2 << 20  # its 1.8 MB header (the vocabulary), not the 98 MB of weights
+
+
+def test_up_serves_the_real_gguf_and_it_answers_correctly(smollm2: Path, tmp_path: Path) -> None:
+    """`envman up PATH.gguf`: planned from the file's own metadata, served, asked a real question."""
+    import os
+    import signal
+    import time
+
+    from openai import OpenAI
+
+    from tests.helpers import cli_env
+
+    env = cli_env(tmp_path / "home")
+    argv = [sys.executable, "-m", "envman", "up", str(smollm2), "--port", "0", "--detach", "--json"]
+    started = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert started.returncode == 0, started.stderr[-3000:]
+    info = json.loads(started.stdout)
+    try:
+        assert info["served_model_name"] == "SmolLM2-135M-Instruct.Q4_1"  # derived from the file
+        assert info["plan"]["format"] == "gguf"
+        assert info["plan"]["quantization"] == "Q4_1"
+        assert info["plan"]["memory"]["weights_gib"] == round(SIZE / 1024**3, 2)  # the file's own size
+        client = OpenAI(base_url=info["url"], api_key="EMPTY", max_retries=0, timeout=120)
+        reply = client.chat.completions.create(
+            model=info["served_model_name"],
+            messages=[{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+            temperature=0,
+            max_tokens=16,
+        )
+        assert "paris" in (reply.choices[0].message.content or "").lower()
+    finally:
+        down = subprocess.run([sys.executable, "-m", "envman", "down", "--all"], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(info["pid"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(info["pid"], signal.SIGKILL)
+        pytest.fail("the server outlived `envman down`")

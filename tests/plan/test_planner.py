@@ -445,7 +445,8 @@ def test_cli_unknown_model_exits_2_with_a_hint(envman_cli: Cli) -> None:
     lines = result.stderr.splitlines()
     assert lines[0] == "error: unknown model 'no-such-model'"
     assert lines[1].startswith("hint: ")
-    assert lines[1].endswith("`envman models` lists the catalog")
+    assert "`envman models` lists the catalog" in lines[1]
+    assert "hub repo id" in lines[1]
     assert "Traceback" not in result.stderr
 
 
