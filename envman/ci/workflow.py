@@ -21,7 +21,9 @@ from typing import Any
 
 import yaml
 
+from envman import generated
 from envman.ci.matrix import CPU_RUNNER, GPU_RUNNER, Row, rows
+from envman.generated import Expected, Problem, same_text
 from envman.matrix.schema import Matrix
 
 WORKFLOW = Path(".github/workflows/envman-matrix.yml")
@@ -176,10 +178,7 @@ def workflow(matrix: Matrix) -> str:
     return emit(document(rows(matrix)))
 
 
-def check_workflow(matrix: Matrix, path: Path) -> str | None:
-    """Why the committed workflow is not current, or None."""
-    if not path.is_file():
-        return f"{path}: missing: run `envman ci workflow`"
-    if path.read_text(encoding="utf-8") != workflow(matrix):
-        return f"{path}: stale: the matrix changed since it was generated; run `envman ci workflow`"
-    return None
+def check_workflow(matrix: Matrix, path: Path) -> list[Problem]:
+    """Why the committed workflow is not current (missing or stale), as the other --check commands say it."""
+    why = "stale: the matrix changed since it was generated"
+    return generated.check([Expected(path, "envman ci workflow", same_text(workflow(matrix), why))])

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app, verbose
-from envman.cli._common import JsonOption, MatrixOption
+from envman.cli._common import JsonOption, MatrixOption, print_check
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
 from envman.files import atomic_write
@@ -59,11 +59,7 @@ def ci_workflow(
     loaded = _public(matrix)
     path = output or Path(loaded.path).parent / ci.WORKFLOW
     if check:
-        problem = ci.check_workflow(loaded, path)
-        if problem:
-            out.print(problem, markup=False)
-            raise typer.Exit(1)
-        out.print(f"{path} is up to date", markup=False)
+        print_check(ci.check_workflow(loaded, path), False, f"{path} is up to date")
         return
     atomic_write(path, ci.workflow(loaded))  # creates the folder, or exits 3 naming it
     out.print(f"wrote {path}", markup=False)

@@ -224,17 +224,14 @@ def re_name(served: str) -> str:
 
 def _diagnosed(error: TargetError, matrix: Matrix, engine: str) -> EnvmanError:
     """The error with the matrix's diagnosis of the engine's log, when one matches."""
-    from envman.diagnose import diagnose
+    from envman.diagnose import diagnose, render
     from envman.run.server import StartupError
 
     log = error.log if isinstance(error, StartupError) else ""
     findings = diagnose(f"{log}\n{error.message}", matrix, engine=engine)
     if not findings:
         return error
-    first = findings[0]
-    return TargetError(
-        f"{error.message}\ndiagnosis: {first.cause} ({first.entry})", hint=f"{first.fix}; {error.hint or ''}"
-    )
+    return TargetError(f"{error.message}\ndiagnosis: {render(findings)}", hint=error.hint)
 
 
 def _print_ready(url: str, served: str, api_key: str | None, seconds: float | None, name: str | None) -> None:

@@ -28,11 +28,13 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from envman import generated
 from envman.docker import images
 from envman.docker.images import Base, ImageFacts
 from envman.engines.launch import Bindings, launch
 from envman.errors import ConfigError, UsageError
 from envman.files import atomic_write, ensure_dir
+from envman.generated import Expected, Problem, same_text
 from envman.hardware.host import Host
 from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile
@@ -503,15 +505,6 @@ def render(target: Target, *, base_image: str | None = None) -> str:
 # -- the committed set -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Problem:
-    path: Path
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
 def targets(matrix: Matrix, combinations: Iterable[Combination], lock_dir: Path) -> list[Target]:
     return [target_for(matrix, c, lock_dir=lock_dir) for c in combinations]
 
@@ -524,18 +517,17 @@ def write(target: Target, directory: Path, *, base_image: str | None = None) -> 
 
 def check(rendered: Iterable[Target], directory: Path, select_all: bool) -> list[Problem]:
     """Committed Dockerfiles that are missing, stale (render differently now) or orphaned."""
-    problems: list[Problem] = []
-    expected: set[str] = set()
-    for target in rendered:
-        path = directory / target.filename
-        expected.add(target.filename)
-        fix = f"run `{target.command_line()}`"
-        if not path.is_file():
-            problems.append(Problem(path, f"missing: {fix}"))
-        elif path.read_text(encoding="utf-8") != render(target):
-            problems.append(Problem(path, f"stale: the matrix, lockfile or images.toml changed since; {fix}"))
-    if select_all and directory.is_dir():
-        for path in sorted(directory.glob(f"*{SUFFIX}")):
-            if path.name not in expected:
-                problems.append(Problem(path, "orphaned: no known-good combination of matrix.toml makes it; delete it"))
-    return problems
+    expected = [
+        Expected(
+            directory / target.filename,
+            target.command_line(),
+            same_text(render(target), "stale: the matrix, lockfile or images.toml changed since"),
+        )
+        for target in rendered
+    ]
+    return generated.check(
+        expected,
+        orphans_in=directory if select_all else None,
+        pattern=f"*{SUFFIX}",
+        orphan_hint="no known-good combination of matrix.toml makes it; delete it",
+    )

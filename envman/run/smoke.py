@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from envman.build.environments import BuildResult, Environment
 from envman.diagnose import Finding, diagnose
+from envman.diagnose import render as render_findings
 from envman.engines.base import Launch
 from envman.engines.launch import Bindings, launch
 from envman.hardware.host import Host
@@ -35,12 +36,6 @@ from envman.run.ports import free_port
 from envman.run.server import LOOPBACK, Server, StartupError, _Follower, command_for, start_owned, wait_ready
 
 __all__ = ["Answer", "RequestError", "SmokeResult", "smoke"]
-
-
-def describe_findings(findings: list[Finding]) -> str | None:
-    if not findings:
-        return None
-    return "\n".join(f"{f.cause}. Fix: {f.fix} (matrix.toml {f.entry})" for f in findings)
 
 
 class Runner(Protocol):
@@ -188,7 +183,7 @@ def smoke(
     passed = answer is not None and (image_answer is not None or not needs_image)
     log = _read(log_path)
     findings = [] if passed else diagnose(f"{log}\n{error or ''}", matrix, engine=plan.engine, family=plan.family)
-    diagnosis = describe_findings(findings)
+    diagnosis = render_findings(findings)
     tail = None if passed else "\n".join(log.rstrip().splitlines()[-40:])
     timings = evidence.Timings(build=build_seconds, start_to_ready=ready, request=request_seconds, total=total)
     document = evidence.record(
