@@ -13,6 +13,7 @@ what to do, before an environment is built or an engine started.
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
@@ -25,25 +26,57 @@ HF_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.tiktoken",
 _SPLIT = re.compile(r"^(?P<stem>.+)-00001-of-(?P<count>\d{5})\.gguf$")
 
 
+def _resolved(path: Path) -> Path:
+    """``path`` with every symbolic link followed; a loop or a dangling link is a UsageError."""
+    given = path.expanduser()
+    try:
+        return given.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 reports a loop so; 3.13 raises OSError(ELOOP)
+        raise UsageError(f"--model-path {given} is a symbolic link loop") from None
+    except FileNotFoundError:
+        if given.is_symlink():
+            target = given.resolve()
+            raise UsageError(f"--model-path {given} is a symbolic link to {target}, which does not exist") from None
+        raise UsageError(f"--model-path {given} does not exist") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UsageError(f"--model-path {given} is a symbolic link loop") from None
+        raise UsageError(f"--model-path {given} cannot be read: {error.strerror}") from None
+
+
+def _gguf_file(path: Path) -> Path:
+    """A regular, readable file that starts with the GGUF magic (a FIFO would block the engine)."""
+    if not path.is_file():
+        raise UsageError(f"--model-path {path} is not a regular file", hint="GGUF weights are a .gguf file")
+    if path.suffix != ".gguf":
+        raise UsageError(f"{path} is not a GGUF file", hint="GGUF weights end in .gguf")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise UsageError(f"--model-path {path} cannot be read: {error.strerror}") from None
+    if magic != b"GGUF":
+        raise UsageError(f"{path} is not a GGUF file (it does not start with the GGUF magic)")
+    return path
+
+
 def check_local(path: Path, artifact: Artifact) -> Path:
     """``--model-path``: what the engine will be given, after checking it is usable."""
-    path = path.expanduser().resolve()
-    if not path.exists():
-        raise UsageError(f"--model-path {path} does not exist")
+    path = _resolved(path)
     if artifact.format is Format.GGUF:
         if path.is_dir():
             ggufs = sorted(path.glob("*.gguf"))
-            wanted = [p for p in ggufs if artifact.file and p.name == artifact.file]
+            wanted = [p for p in ggufs if artifact.file and p.name == Path(artifact.file).name]
+            if not ggufs:
+                raise UsageError(f"{path} holds no .gguf file", hint="pass --model-path DIR/FILE.gguf")
             if wanted or len(ggufs) == 1:
-                return (wanted or ggufs)[0]
+                return _gguf_file(_resolved((wanted or ggufs)[0]))
             raise UsageError(
                 f"{path} holds {len(ggufs)} GGUF files; name one",
                 hint="pass --model-path DIR/FILE.gguf",
             )
-        if path.suffix != ".gguf":
-            raise UsageError(f"{path} is not a GGUF file", hint="GGUF weights end in .gguf")
-        return path
-    if not (path / "config.json").is_file():
+        return _gguf_file(path)
+    if not path.is_dir() or not (path / "config.json").is_file():
         raise UsageError(
             f"{path} is not a Hugging Face model directory (no config.json)",
             hint="pass the directory that holds config.json and the *.safetensors files",
