@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from envman.errors import PrerequisiteError
+from envman.errors import PrerequisiteError, UsageError
 
 
 def unusable(path: Path, error: OSError, what: str = "write") -> PrerequisiteError:
@@ -25,6 +25,22 @@ def unusable(path: Path, error: OSError, what: str = "write") -> PrerequisiteErr
         f"cannot {what} {path}: {cause}",
         hint="check that the folder exists, is writable and has free space (ENVMAN_HOME moves envman's state)",
     )
+
+
+def confined(root: Path, relative: str, *, follow_links: bool = True) -> Path:
+    """``root / relative``, refused unless it stays inside ``root`` (a path from data may be hostile).
+
+    Checked on the text and (``follow_links``) on what already exists, so neither ``..`` nor
+    an absolute path nor a symbolic link inside ``root`` leads out of it. The hub cache links
+    each snapshot file to a blob beside the snapshot: there the text is what is checked.
+    """
+    candidate = root / relative
+    parts = Path(relative).parts
+    if not relative or Path(relative).is_absolute() or ".." in parts or "\\" in relative:
+        raise UsageError(f"{relative!r} points outside {root}", hint="paths in matrix.toml are relative, without '..'")
+    if follow_links and not candidate.resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"{relative!r} points outside {root} (through a symbolic link)")
+    return candidate
 
 
 def ensure_dir(path: Path) -> Path:

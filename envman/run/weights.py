@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 
 from envman.errors import PrerequisiteError, TargetError, UsageError
+from envman.files import confined
+from envman.matrix.reader import is_relative_file, is_repo_id
 from envman.matrix.schema import Artifact, Format, Model
 from envman.report import NullReporter, Reporter
 
@@ -104,9 +106,18 @@ def obtain(
     return download(artifact, reporter)
 
 
+def _in_cache(path: Path, cache: str) -> Path:
+    """``path`` if it (and the blob its snapshot link points at) lies in the hub cache."""
+    if not path.resolve().is_relative_to(Path(cache).resolve()):
+        raise UsageError(
+            f"{path} lies outside the Hugging Face cache {cache}", hint="check the artifact in matrix.toml"
+        )
+    return path
+
+
 def download(artifact: Artifact, reporter: Reporter) -> Path:
     """Fetch an artifact from the hub (or its cache) and return the path an engine loads."""
-    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub import constants, hf_hub_download, snapshot_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -118,14 +129,21 @@ def download(artifact: Artifact, reporter: Reporter) -> Path:
 
     repo = artifact.repo
     where = f"{repo}/{artifact.file}" if artifact.file else repo
+    # matrix.toml is validated at load; a Model made another way is checked again here.
+    if not is_repo_id(repo) or (artifact.file is not None and not is_relative_file(artifact.file)):
+        raise UsageError(
+            f"{where!r} is not a hub repo id and a file inside it", hint="check the artifact in matrix.toml"
+        )
     try:
         with reporter.status(f"downloading {where} (Hugging Face hub)"):
             if artifact.file:
                 split = _SPLIT.match(artifact.file)
                 if split:
                     snapshot = snapshot_download(repo, allow_patterns=[f"{split['stem']}-*-of-{split['count']}.gguf"])
-                    return Path(snapshot) / artifact.file
-                return Path(hf_hub_download(repo, artifact.file))
+                    return _in_cache(
+                        confined(Path(snapshot), artifact.file, follow_links=False), constants.HF_HUB_CACHE
+                    )
+                return _in_cache(Path(hf_hub_download(repo, artifact.file)), constants.HF_HUB_CACHE)
             return Path(snapshot_download(repo, allow_patterns=HF_PATTERNS))
     except GatedRepoError:
         raise PrerequisiteError(
@@ -133,8 +151,6 @@ def download(artifact: Artifact, reporter: Reporter) -> Path:
             hint=f"accept its licence at https://huggingface.co/{repo} and set HF_TOKEN to a token of that account",
         ) from None
     except LocalEntryNotFoundError:
-        from huggingface_hub import constants
-
         if constants.HF_HUB_OFFLINE:
             raise PrerequisiteError(
                 f"{where} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
