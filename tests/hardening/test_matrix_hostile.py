@@ -62,10 +62,10 @@ def test_a_plan_is_never_made_from_a_nan(tmp_path: Path) -> None:
 
 
 def test_a_latin1_byte_is_reported_with_its_line(tmp_path: Path) -> None:
-    before = 'evidence = "synthesized by envman (random weights)"\nartifacts = [\n  { format = "pytorch", repo = "envman/smoke-gemma3"'
-    matrix = edited(
-        tmp_path, before, before.replace("weights)", "weights) caf\udce9").encode("utf-8", "surrogateescape")
-    )
+    before = 'evidence = "synthesized by envman (random weights)"\nartifacts = [\n'
+    before += '  { format = "pytorch", repo = "envman/smoke-gemma3"'
+    latin1 = before.replace("weights)", "weights) caf\udce9").encode("utf-8", "surrogateescape")  # a lone 0xe9
+    matrix = edited(tmp_path, before, latin1)
     code, err = check(tmp_path, matrix)
     assert code == 2
     assert f"{matrix.name}:2488: byte 0xe9 is not UTF-8" in err
