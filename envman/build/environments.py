@@ -238,6 +238,12 @@ def build(
         file_lock.release()
 
 
+def _raise_if_disk_full(path: Path, error: TargetError) -> None:
+    """uv's "No space left on device (os error 28)" is this host's problem, not the lock's: exit 3."""
+    if "os error 28" in error.message or "No space left on device" in error.message:
+        raise unusable(path, OSError(28, "No space left on device"), "build the environment in") from None
+
+
 def _create(
     matrix: Matrix,
     engine: str,
@@ -252,11 +258,16 @@ def _create(
     python = lock.header.get("python", lockfile.DEFAULT_PYTHON)
     sources = Sources(variant.index_url, variant.extra_index_urls, variant.find_links)
     with reporter.status(f"creating {path.name} (Python {python})"):
-        uv.venv(path, python)
+        try:
+            uv.venv(path, python)
+        except TargetError as error:
+            _raise_if_disk_full(path, error)
+            raise
     with reporter.status(f"installing {lock.header.get('requirement')} from {lock.path.name} ({sources.describe()})"):
         try:
             uv.sync(lock.path, path / "bin" / "python", sources)
         except TargetError as error:
+            _raise_if_disk_full(path, error)
             raise TargetError(
                 f"installing {lock.path.name} failed; nothing was kept.\n{error.message}",
                 hint="uv's last lines above name the package and index that failed; "
