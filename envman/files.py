@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -54,12 +55,34 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+def _umask() -> int:
+    # Linux shows it in /proc (reading it so is safe beside other threads; setting it to read it is not).
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` through a unique temporary file and a rename.
 
-    ``mode`` sets the permissions before the content is visible (0o600 for secrets).
+    ``mode`` sets the permissions before the content is visible (0o600 for secrets); without
+    it a rewritten file keeps its mode and a new one gets what the umask allows (mkstemp's
+    own 0600 would make a lockfile or matrix.toml unreadable to other users and containers).
     """
     ensure_dir(path.parent)
+    if mode is None:
+        mode = _mode_for(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         fd, staged_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -68,8 +91,7 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> P
     staged = Path(staged_name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            if mode is not None:
-                os.fchmod(handle.fileno(), mode)
+            os.fchmod(handle.fileno(), mode)
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())

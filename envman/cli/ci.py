@@ -65,7 +65,6 @@ def ci_workflow(
             raise typer.Exit(1)
         out.print(f"{path} is up to date", markup=False)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, ci.workflow(loaded))
     out.print(f"wrote {path}", markup=False)
 

@@ -456,8 +456,7 @@ def targets(matrix: Matrix, combinations: Iterable[Combination], lock_dir: Path)
 
 
 def write(target: Target, directory: Path, *, base_image: str | None = None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / target.filename
+    path = directory / target.filename  # atomic_write creates the folder (exit 3 if it cannot)
     atomic_write(path, render(target, base_image=base_image))
     return path
 
