@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app, verbose
-from envman.cli._common import JsonOption, MatrixOption, print_check
+from envman.cli._common import JsonOption, MatrixOption, bounded, print_check
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
 from envman.files import atomic_write
@@ -95,7 +95,9 @@ def ci_smoke(
 @ci_app.command("runner-check")
 def ci_runner_check(
     min_compute_capability: Annotated[str, typer.Option("--min-compute-capability", help="e.g. 7.5")],
-    min_memory_gib: Annotated[float, typer.Option("--min-memory-gib", help="GPU memory the job needs.")],
+    min_memory_gib: Annotated[
+        float, typer.Option("--min-memory-gib", help="GPU memory the job needs.", callback=bounded("--min-memory-gib"))
+    ],
 ) -> None:
     """Exit 1 unless this machine's GPU meets the job's floors (GPU jobs run it first)."""
     from envman.ci import matrix as ci

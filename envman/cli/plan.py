@@ -14,7 +14,9 @@ from envman.cli._common import (
     HardwareOption,
     JsonOption,
     MatrixOption,
+    MaxModelLenOption,
     ModelArgument,
+    TensorParallelSizeOption,
     VersionOption,
     load,
     target_host,
@@ -29,10 +31,8 @@ def plan(
     version: VersionOption = None,
     format: FormatOption = None,
     hardware: HardwareOption = None,
-    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Context length.")] = None,
-    tensor_parallel_size: Annotated[
-        int | None, typer.Option("--tensor-parallel-size", min=1, help="Force a tensor-parallel size.")
-    ] = None,
+    max_model_len: MaxModelLenOption = None,
+    tensor_parallel_size: TensorParallelSizeOption = None,
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Let the engine run the model repository's own code.")
     ] = False,

@@ -15,6 +15,7 @@ from envman.cli._common import (
     JsonOption,
     MatrixOption,
     ModelArgument,
+    TimeoutOption,
     VersionOption,
     load,
 )
@@ -35,7 +36,7 @@ def smoke(
     model_path: Annotated[
         str | None, typer.Option("--model-path", help="Local weights (a .gguf file, or a model folder).")
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds the server may take to become ready.")] = 600,
+    timeout: TimeoutOption = 600,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recreate the environment even if it exists.")] = False,
     docker: Annotated[
         bool, typer.Option("--docker", help="Build the combination's image and smoke inside a container.")

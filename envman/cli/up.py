@@ -13,13 +13,18 @@ from envman.cli._common import (
     EngineOption,
     ForceOption,
     FormatOption,
+    GpuMemoryUtilizationOption,
     HardwareOption,
     JsonOption,
     MatrixOption,
+    MaxModelLenOption,
+    PortOption,
+    TimeoutOption,
     VersionOption,
     load,
     target_host,
 )
+from envman.cli._common import tensor_parallel_size as parse_tensor_parallel_size
 from envman.cli._console import err, out, print_json
 from envman.errors import EnvmanError, TargetError, Terminated, UsageError
 
@@ -41,18 +46,16 @@ def up(
     version: VersionOption = None,
     format: FormatOption = None,
     hardware: HardwareOption = None,
-    port: Annotated[int, typer.Option("--port", help="Port to serve on (0: a free one).")] = 8000,
+    port: PortOption = 8000,
     host: Annotated[str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
     served_model_name: Annotated[
         str | None, typer.Option("--served-model-name", help="Model name clients use (default: the catalog name).")
     ] = None,
-    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Context length.")] = None,
+    max_model_len: MaxModelLenOption = None,
     tensor_parallel_size: Annotated[
         str, typer.Option("--tensor-parallel-size", help="N, or auto (the smallest that fits).")
     ] = "auto",
-    gpu_memory_utilization: Annotated[
-        float | None, typer.Option("--gpu-memory-utilization", help="Share of GPU memory the engine may take.")
-    ] = None,
+    gpu_memory_utilization: GpuMemoryUtilizationOption = None,
     api_key: Annotated[str | None, typer.Option("--api-key", help="Require this key from clients.")] = None,
     model_path: Annotated[
         Path | None, typer.Option("--model-path", help="Serve local weights (an HF directory or a .gguf file).")
@@ -68,7 +71,7 @@ def up(
         bool, typer.Option("--dry-run", help="Print the plan, argv and environment; build and start nothing.")
     ] = False,
     force: ForceOption = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the engine to be ready.")] = 600,
+    timeout: TimeoutOption = 600,
     docker: Annotated[
         bool, typer.Option("--docker", help="Run the combination's Docker image instead of a local environment.")
     ] = False,
@@ -91,14 +94,7 @@ def up(
     engine_args = tuple(passthrough() or ())
     if json and not (dry_run or detach):
         raise UsageError("--json needs --dry-run or --detach", hint="a foreground server prints its logs instead")
-    if tensor_parallel_size == "auto":
-        tp = None
-    elif tensor_parallel_size.isdigit() and 0 < int(tensor_parallel_size) <= 1024:
-        tp = int(tensor_parallel_size)
-    else:
-        raise UsageError(f"--tensor-parallel-size {tensor_parallel_size!r} is not a number (1-1024) or auto")
-    if not 0 < timeout <= 7 * 24 * 3600:
-        raise UsageError(f"--timeout {timeout:g} is out of range", hint="seconds, more than 0 and at most a week")
+    tp = parse_tensor_parallel_size(tensor_parallel_size)
     if not dry_run and (base_image or extra_ca) and not docker:
         raise UsageError("--base-image and --extra-ca go with --docker")
     loaded = load(matrix)

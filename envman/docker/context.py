@@ -13,6 +13,7 @@ from pathlib import Path
 
 from envman.docker.dockerfile import EXTRA_CA_DIR, LAUNCHERS_DIR, Target
 from envman.errors import UsageError
+from envman.files import atomic_write
 from envman.matrix import combinations
 from envman.matrix.combinations import Combination
 from envman.matrix.schema import Matrix
@@ -50,10 +51,7 @@ def install_extra_ca(source: Path, directory: Path) -> Path:
         raise UsageError(f"cannot read --extra-ca {source}: {error.strerror}") from None
     if _PEM not in data:
         raise UsageError(f"--extra-ca {source} holds no PEM certificate", hint="give a PEM file (BEGIN CERTIFICATE)")
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / EXTRA_CA_NAME
-    target.write_bytes(data)
-    return target
+    return atomic_write(directory / EXTRA_CA_NAME, data)
 
 
 def launcher_source(name: str) -> Path:

@@ -33,7 +33,7 @@ from envman.docker import images
 from envman.docker.images import Base, ImageFacts
 from envman.engines.launch import Bindings, launch
 from envman.errors import ConfigError, UsageError
-from envman.files import atomic_write, ensure_dir
+from envman.files import atomic_write
 from envman.generated import Expected, Problem, same_text
 from envman.hardware.host import Host
 from envman.lock import lockfile, locks
@@ -510,7 +510,7 @@ def targets(matrix: Matrix, combinations: Iterable[Combination], lock_dir: Path)
 
 
 def write(target: Target, directory: Path, *, base_image: str | None = None) -> Path:
-    path = ensure_dir(directory) / target.filename
+    path = directory / target.filename  # atomic_write creates the folder (exit 3 if it cannot)
     atomic_write(path, render(target, base_image=base_image))
     return path
 

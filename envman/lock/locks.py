@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from envman import paths
 from envman.errors import ConfigError, UsageError
-from envman.files import atomic_write
+from envman.files import atomic_write, ensure_dir
 from envman.lock import lockfile
 from envman.lock.lockfile import LockRequest
 from envman.lock.uv import Sources, Uv
@@ -102,7 +102,7 @@ def sources_of(request: LockRequest) -> Sources:
 def lock(request: LockRequest, directory: Path, uv: Uv, reporter: Reporter | None = None) -> Path:
     """Resolve ``request`` with uv and write its lockfile into ``directory`` (atomically)."""
     reporter = reporter or NullReporter()
-    directory.mkdir(parents=True, exist_ok=True)
+    ensure_dir(directory)
     target = directory / request.filename
     with tempfile.TemporaryDirectory(prefix="envman-lock-") as tmp:
         work = Path(tmp)
@@ -130,7 +130,7 @@ def lock(request: LockRequest, directory: Path, uv: Uv, reporter: Reporter | Non
 
 
 def onthefly_dir() -> Path:
-    return paths.home() / "locks"
+    return paths.home() / "locks"  # created (checked) by lock() when one is written
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 
 from envman import paths
 from envman.errors import UsageError
-from envman.files import atomic_write, ensure_dir, unusable
+from envman.files import atomic_write, unusable
 from envman.run import process
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -240,9 +240,7 @@ def claim(name: str, backends: Mapping[str, Backend]) -> Iterator[None]:
     unusable — before anything is started.
     """
     check_name(name)
-    directory = ensure_dir(servers_dir())
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise unusable(directory, PermissionError(13, "Permission denied"), "write to")
+    directory = paths.state_dir("servers")  # exit 3 naming the folder when it is unusable
     lock = FileLock(str(directory / f".{name}.lock"))
     try:
         lock.acquire(timeout=0)
@@ -287,7 +285,7 @@ def stop_untracked(found: Untracked, interrupt_timeout: float = 10.0) -> None:
 
 def log_path(name: str) -> Path:
     """A new log file for server ``name``: unique even for two starts in the same second."""
-    directory = ensure_dir(logs_dir())
+    directory = paths.state_dir("logs")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
         candidate = directory / (f"{name}-{stamp}-{os.getpid()}" + (f"-{n}" if n else "") + ".log")
