@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -143,11 +143,22 @@ class Reader:
             return False
         return True
 
-    def text(self, key: str, default: Any = MISSING) -> Any:
+    @overload
+    def text(self, key: str) -> str: ...
+
+    @overload
+    def text(self, key: str, default: str) -> str: ...
+
+    @overload
+    def text(self, key: str, default: None) -> str | None: ...
+
+    def text(self, key: str, default: Any = MISSING) -> str | None:
+        """A string field: required without ``default``; ``default`` (a string or None) when absent."""
         value = self._get(key, default)
+        fallback: str | None = default if default is not MISSING else ""
         if value is MISSING:
-            return default if default is not MISSING else ""
-        return value if self._type(key, value, str, "a string") else (default if default is not MISSING else "")
+            return fallback
+        return str(value) if self._type(key, value, str, "a string") else fallback
 
     def flag(self, key: str, default: bool = False) -> bool:
         value = self._get(key, default)
@@ -240,7 +251,7 @@ class Reader:
         return result
 
     def version(self, key: str, required: bool = False) -> Version | None:
-        text = self.text(key, MISSING if required else None)
+        text = self.text(key) if required else self.text(key, None)
         return parse_version(self.p, self.where + (key,), text)
 
     def versions(self, key: str) -> tuple[Version, ...]:
