@@ -16,9 +16,11 @@ import pytest
 from openai import OpenAI
 
 from tests.envs.conftest import base_env
-from tests.run.conftest import group_members
+from tests.helpers import descendants, share_envs
+from tests.run.conftest import alive, group_members
 
-pytestmark = pytest.mark.network
+# The tests that start an engine (marked engine and network) build its environment, from PyPI
+# the first time, and run it; the others (--dry-run, refusals) only plan: the fast tier.
 
 
 def run(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -46,8 +48,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("up-home")
+def home(tmp_path_factory: pytest.TempPathFactory, shared_envs: Path) -> Path:
+    return share_envs(tmp_path_factory.mktemp("up-home"), shared_envs)
 
 
 def start_foreground(home: Path, port: int, engine: str = "xllamacpp") -> subprocess.Popen[str]:
@@ -71,6 +73,8 @@ def wait_for_line(process: subprocess.Popen[str], prefix: str, timeout: float = 
     raise AssertionError(f"no line starting with {prefix!r}")
 
 
+@pytest.mark.engine
+@pytest.mark.network
 def test_up_serves_the_openai_api_and_ctrl_c_stops_everything(home: Path) -> None:
     port = free_port()
     process = start_foreground(home, port)
@@ -96,27 +100,22 @@ def test_up_serves_the_openai_api_and_ctrl_c_stops_everything(home: Path) -> Non
         )
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert streamed == reply.choices[0].message.content  # greedy: the same tokens either way
-        engine_pids = [p for p in (group_members(os.getpgid(process.pid)) or []) if p != process.pid]
+        started = descendants(process.pid)  # the engine, and whatever it started
+        assert started, "envman up is serving, but started no process"
+        groups = {os.getpgid(pid) for pid in started} - {process.pid}  # the engine runs in a group of its own
+        assert groups, "the engine runs in envman's own process group"
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C
         process.wait(timeout=60)
     assert process.returncode == 130
     assert port_free(port)
-    # the engine ran in its own group; every process envman started is gone
-    all_pids = {int(p) for p in os.listdir("/proc") if p.isdigit()}
-    leftovers = (
-        [
-            p
-            for p in all_pids
-            if f"--port {port}".encode() in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
-        ]
-        if all_pids
-        else []
-    )
-    assert leftovers == []
-    assert engine_pids == [] or not (set(engine_pids) & all_pids)
+    # every process envman started is gone, and so is every member of the engine's group
+    assert [pid for pid in started if alive(pid)] == []
+    assert [group for group in groups if group_members(group)] == []
 
 
+@pytest.mark.engine
+@pytest.mark.network
 def test_detach_ps_down_and_a_server_killed_behind_our_back(home: Path) -> None:
     port = free_port()
     started = run(home, "up", "smoke-gemma3", "--engine", "xllamacpp", "--detach", "--port", str(port),
@@ -218,7 +217,8 @@ def test_trust_remote_code_is_never_silently_on(home: Path) -> None:
     assert "warning:" in result.stderr
 
 
-def test_vllm_cpu(home: Path) -> None:
+@pytest.mark.engine
+def test_vllm_cpu(home: Path, vllm_cpu: dict[str, object]) -> None:
     """The one vLLM start in CI: the CPU build serving the same smoke model."""
     port = free_port()
     process = start_foreground(home, port, engine="vllm")
