@@ -480,8 +480,10 @@ def _check_aliases(problems: Problems, models: Mapping[str, Model]) -> None:
 
 
 def load_matrix(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Matrix:
-    """Load and validate matrix.toml, then apply the user's index overrides."""
+    """Load and validate matrix.toml (or reuse the last run's result, envman.matrix.cache), then
+    apply the user's index overrides."""
     from envman import paths
+    from envman.matrix.cache import parse_cached
     from envman.matrix.overrides import apply_overrides
 
     path = Path(path) if path is not None else paths.default_matrix()
@@ -493,5 +495,5 @@ def load_matrix(path: Path | None = None, environ: Mapping[str, str] | None = No
         ) from None
     except OSError as error:
         raise ConfigError(f"cannot read matrix file {path}: {error.strerror}") from None
-    matrix = parse_matrix(text, path)
+    matrix = parse_cached(text, path, parse_matrix)
     return apply_overrides(matrix, os.environ if environ is None else environ)
