@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("docker", "pynvml", "vllm", "xllamacpp", "torch", "transformers", "tomlkit")
+HEAVY = ("docker", "pynvml", "vllm", "xllamacpp", "torch", "transformers", "tomlkit", "pydantic")
 
 
 def imported_after(argv: list[str]) -> set[str]:

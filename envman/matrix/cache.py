@@ -1,11 +1,12 @@
-"""The parsed matrix, kept between runs: validating matrix.toml is most of a short command's time.
+"""The loaded matrix, kept between runs: validating matrix.toml is most of a short command's time.
 
 ``$ENVMAN_HOME/cache/matrix-<digest of its path>.pickle`` holds one ``(key, Matrix)`` pair per
-matrix file. The key digests everything the parse depends on: the matrix text and path, envman's
-version, the Python version and the source of the modules that parse it, so an edit to any of
-them is a miss and the file is rewritten. A file that cannot be read, does not unpickle or holds
-another key is ignored; a home that cannot be written leaves the matrix uncached. The user's
-index overrides are applied after this cache, on every load, so they never go stale.
+matrix file: the matrix with the user's index overrides applied. The key digests everything
+the result depends on: the matrix text and path, the config file, the ``ENVMAN_*`` variables,
+envman's version, the Python version and the source of the modules that parse and override, so
+a change to any of them is a miss and the file is rewritten. A file that cannot be read, does
+not unpickle or holds another key is ignored; a home that cannot be written leaves the matrix
+uncached.
 
 The file is unpickled, so it is trusted as much as the rest of ``$ENVMAN_HOME`` (the
 environments envman runs): envman writes it with mode 0600, and reads it only when it is owned
@@ -19,7 +20,7 @@ import hashlib
 import os
 import pickle
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from envman import __version__, paths
@@ -28,21 +29,24 @@ from envman.files import atomic_write
 from envman.matrix.schema import Matrix
 
 # What turns matrix.toml into a Matrix: a change to one of them changes the result.
-_PARSER = ("load.py", "reader.py", "lines.py", "schema.py")
+_LOADER = ("load.py", "reader.py", "lines.py", "schema.py", "overrides.py")
 
 
 def cache_file(path: Path) -> Path:
     return paths.home() / "cache" / f"matrix-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.pickle"
 
 
-def key(text: str, path: Path) -> str | None:
-    """The digest of the parse's inputs; None where the parser's source cannot be read."""
+def key(text: str, path: Path, environ: Mapping[str, str]) -> str | None:
+    """The digest of the load's inputs; None where the loader's source cannot be read."""
     digest = hashlib.sha256()
-    for part in (__version__, sys.version, str(path), text):
+    settings = sorted((k, v) for k, v in environ.items() if k.startswith("ENVMAN_"))
+    for part in (__version__, sys.version, str(path), text, repr(settings)):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
-    here = Path(__file__).resolve().parent
+    config = paths.config_file()
     try:
-        for name in _PARSER:
+        digest.update(config.read_bytes() if config.is_file() else b"(no config)")
+        here = Path(__file__).resolve().parent
+        for name in _LOADER:
             digest.update((here / name).read_bytes())
     except OSError:
         return None
@@ -61,16 +65,16 @@ def _read(file: Path, wanted: str) -> Matrix | None:
     return matrix if found_key == wanted and isinstance(matrix, Matrix) else None
 
 
-def parse_cached(text: str, path: Path, parse: Callable[[str, Path], Matrix]) -> Matrix:
-    """``parse(text, path)``, or the Matrix an earlier run parsed from the same inputs."""
-    wanted = key(text, path)
+def load_cached(text: str, path: Path, environ: Mapping[str, str], load: Callable[[], Matrix]) -> Matrix:
+    """``load()``, or the Matrix an earlier run loaded from the same inputs."""
+    wanted = key(text, path, environ)
     if wanted is None:
-        return parse(text, path)
+        return load()
     file = cache_file(path)
     cached = _read(file, wanted)
     if cached is not None:
         return cached
-    matrix = parse(text, path)  # a ConfigError propagates, and nothing is cached
-    with contextlib.suppress(EnvmanError):  # an unwritable home: the next run parses again
+    matrix = load()  # a ConfigError propagates, and nothing is cached
+    with contextlib.suppress(EnvmanError):  # an unwritable home: the next run loads again
         atomic_write(file, pickle.dumps((wanted, matrix), protocol=pickle.HIGHEST_PROTOCOL), mode=0o600)
     return matrix

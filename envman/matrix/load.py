@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -340,6 +339,8 @@ def _order(reader: Reader, fmt: Format) -> int:
 
 def parse_matrix(text: str, path: Path) -> Matrix:
     """Validate ``text`` (the content of ``path``) into a :class:`Matrix`."""
+    import tomllib  # ~20 ms at start: only a matrix that is not cached is parsed
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -480,11 +481,10 @@ def _check_aliases(problems: Problems, models: Mapping[str, Model]) -> None:
 
 
 def load_matrix(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Matrix:
-    """Load and validate matrix.toml (or reuse the last run's result, envman.matrix.cache), then
-    apply the user's index overrides."""
+    """Load and validate matrix.toml, then apply the user's index overrides (or reuse the last
+    run's result for the same inputs: envman.matrix.cache)."""
     from envman import paths
-    from envman.matrix.cache import parse_cached
-    from envman.matrix.overrides import apply_overrides
+    from envman.matrix.cache import load_cached
 
     path = Path(path) if path is not None else paths.default_matrix()
     try:
@@ -495,5 +495,11 @@ def load_matrix(path: Path | None = None, environ: Mapping[str, str] | None = No
         ) from None
     except OSError as error:
         raise ConfigError(f"cannot read matrix file {path}: {error.strerror}") from None
-    matrix = parse_cached(text, path, parse_matrix)
-    return apply_overrides(matrix, os.environ if environ is None else environ)
+    settings = os.environ if environ is None else environ
+
+    def load() -> Matrix:
+        from envman.matrix.overrides import apply_overrides  # tomllib, for the config: only on a miss
+
+        return apply_overrides(parse_matrix(text, path), settings)
+
+    return load_cached(text, path, settings, load)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,11 +82,29 @@ def test_an_unwritable_home_loads_uncached(tmp_path: Path, matrix_path: Path, mo
     assert load_matrix(matrix_path, environ={}).models
 
 
-def test_index_overrides_apply_after_a_hit(matrix_path: Path) -> None:
+def test_index_overrides_and_the_config_file_are_part_of_the_key(
+    tmp_path: Path, matrix_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     load_matrix(matrix_path, environ={})
     matrix = load_matrix(matrix_path, environ={"ENVMAN_XLLAMACPP_CPU_INDEX_URL": "https://mirror.example/simple"})
     assert matrix.engines["xllamacpp"].variants["cpu"].index_url == "https://mirror.example/simple"
     assert load_matrix(matrix_path, environ={}).engines["xllamacpp"].variants["cpu"].index_url is None
+    (tmp_path / "no-config.toml").write_text('[indexes."xllamacpp.cpu"]\nfind_links = ["/wheels"]\n')
+    assert load_matrix(matrix_path, environ={}).engines["xllamacpp"].variants["cpu"].find_links == ("/wheels",)
+    (tmp_path / "no-config.toml").write_text('[indexes."xllamacpp.cpux"]\n')
+    with pytest.raises(ConfigError, match="names no engine variant"):
+        load_matrix(matrix_path, environ={})
+
+
+def test_a_hit_imports_no_toml_parser(matrix_path: Path) -> None:
+    load_matrix(matrix_path, environ={})
+    code = (
+        "import sys; from pathlib import Path; from envman.matrix.load import load_matrix\n"
+        f"assert load_matrix(Path({str(matrix_path)!r}), environ={{}}).models\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('tomllib', 'envman.matrix.overrides'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_each_matrix_path_has_its_own_entry(matrix_path: Path, tmp_path: Path) -> None:
