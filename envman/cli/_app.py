@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import signal
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -49,25 +53,24 @@ def _root(
     _state["verbose"] = verbose
 
 
-def _register() -> None:
-    # Each verb module adds its command to `app` when imported.
-    from envman.cli import (  # noqa: F401
-        build,
-        ci,
-        diagnose,
-        dockerfile,
-        doctor,
-        envs,
-        lock,
-        matrix,
-        models,
-        plan,
-        probe,
-        servers,
-        smoke,
-        up,
-        verify,
-    )
+def verb_modules() -> list[str]:
+    """The modules of envman.cli that hold commands: every one not named with a leading ``_``."""
+    here = str(Path(__file__).parent)
+    return sorted(m.name for m in pkgutil.iter_modules([here]) if not m.name.startswith("_"))
+
+
+def _register(args: Sequence[str] = ()) -> None:
+    """Import verb modules; each adds its command(s) to `app` when imported.
+
+    A verb lives in the module named after it (``envman build`` in ``cli/build.py``), so
+    running one imports only that module and what it uses. No verb (``--help``), or one that
+    lives elsewhere or does not exist (``ps`` is in ``up.py``), imports them all, so the app
+    lists, finds or suggests every command.
+    """
+    modules = verb_modules()
+    verb = next((a for a in args if not a.startswith("-")), None)  # the root options take no value
+    for module in [verb] if verb in modules else modules:
+        importlib.import_module(f"envman.cli.{module}")
 
 
 def report_error(error: EnvmanError) -> int:
@@ -107,9 +110,9 @@ def main() -> None:
     # Ctrl-C: every `finally` runs, so servers envman started are stopped before it exits.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
-    _register()
+    args = sys.argv[1:]
+    _register(args)
     try:
-        args = sys.argv[1:]
         if "--" in args:  # everything after it is the engine's, untouched by option parsing
             cut = args.index("--")
             args, _state["passthrough"] = args[:cut], args[cut + 1 :]

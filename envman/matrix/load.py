@@ -472,9 +472,10 @@ def _check_aliases(problems: Problems, models: Mapping[str, Model]) -> None:
 
 
 def load_matrix(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Matrix:
-    """Load and validate matrix.toml, then apply the user's index overrides."""
+    """Load and validate matrix.toml, then apply the user's index overrides (or reuse the last
+    run's result for the same inputs: envman.matrix.cache)."""
     from envman import paths
-    from envman.matrix.overrides import apply_overrides
+    from envman.matrix.cache import load_cached
 
     path = Path(path) if path is not None else paths.default_matrix()
     try:
@@ -485,5 +486,11 @@ def load_matrix(path: Path | None = None, environ: Mapping[str, str] | None = No
         ) from None
     except OSError as error:
         raise ConfigError(f"cannot read matrix file {path}: {error.strerror}") from None
-    matrix = parse_matrix(text, path)
-    return apply_overrides(matrix, os.environ if environ is None else environ)
+    settings = os.environ if environ is None else environ
+
+    def load() -> Matrix:
+        from envman.matrix.overrides import apply_overrides  # tomllib, for the config: only on a miss
+
+        return apply_overrides(parse_matrix(text, path), settings)
+
+    return load_cached(text, path, settings, load)

@@ -21,6 +21,7 @@ XLLAMACPP = Combination("xllamacpp", Version("2026.10.11549"), "cpu")
 
 
 @pytest.mark.network
+@pytest.mark.engine
 def test_xllamacpp_image_builds_serves_and_reuses_its_dependency_layer(docker_daemon: str, real_matrix: Matrix) -> None:
     import docker
 

@@ -11,7 +11,7 @@ from openai import OpenAI
 
 from tests.docker_images.conftest import CA_BUNDLE, Cli
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.engine, pytest.mark.network]
 
 IMAGE_OPTIONS = ("--base-image", "envman-test/python:3.11-slim-bookworm", "--extra-ca", str(CA_BUNDLE))
 

