@@ -43,7 +43,10 @@ def usable_sass(components: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tu
 
 
 def usable_ptx(components: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tuple[str, ...]:
-    """PTX targets of the components: what the driver may JIT where no SASS runs."""
+    """The PTX targets the driver may JIT where no SASS runs, when every component has PTX:
+    one without any (torch's libtorch_cuda usually) runs nowhere beyond its SASS."""
+    if not components or not all(ptx for _sass, ptx in components):
+        return ()
     return tuple(_text(v) for v in sorted({Version(p) for _sass, ptx in components for p in ptx}))
 
 

@@ -87,7 +87,7 @@ class RemoteWheel:
         try:
             with self.archive.open(name) as source:
                 yield source
-        except _READ_ERRORS as error:
+        except (*_READ_ERRORS, KeyError) as error:
             raise TargetError(f"could not read {name} from {self.url}: {error}") from error
 
 

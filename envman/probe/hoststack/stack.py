@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from packaging.specifiers import SpecifierSet
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from envman import pypi
-from envman.errors import TargetError
+from envman.errors import TargetError, UsageError
+from envman.matrix.schema import Accelerator, BuildRequirements, Engine, KernelTargets
 from envman.probe.hoststack.pins import Pin, cuda_runtime, exact_pins
 from envman.probe.hoststack.wheel import Library, WheelFacts, wheel_facts
 from envman.report import NullReporter, Reporter
@@ -44,6 +47,8 @@ class Kernels:
 
 @dataclass(frozen=True)
 class BuildStack:
+    engine: str
+    variant: str
     package: str
     version: str
     wheel: str
@@ -57,6 +62,22 @@ class BuildStack:
     evidence: str = ""
     seconds: float = 0.0  # reading time, 0 when every wheel came from the cache
     notes: tuple[str, ...] = field(default=())
+
+    def to_record(self) -> BuildRequirements:
+        """The build as the matrix keeps it (``host_requirements.ENGINE.VARIANT.VERSION``)."""
+        return BuildRequirements(
+            engine=self.engine,
+            variant=self.variant,
+            version=Version(self.version),
+            wheel=self.wheel,
+            manylinux=self.manylinux,
+            cuda_runtime=self.cuda_runtime,
+            sonames=self.sonames,
+            glibc=self.glibc,
+            kernels=tuple(KernelTargets(k.library, k.sass, k.ptx) for k in self.kernels),
+            torch=self.torch,
+            evidence=self.evidence,
+        )
 
 
 def cuda_wheel(release: pypi.Release) -> pypi.ReleaseFile | None:
@@ -77,6 +98,8 @@ def probe_build(
     package: str,
     release: pypi.Release,
     *,
+    engine: str = "",
+    variant: str = "cuda",
     torch_releases: Sequence[pypi.Release] | None = None,
     reporter: Reporter | None = None,
     today: datetime.date | None = None,
@@ -118,6 +141,8 @@ def probe_build(
         f"{torch_text}; CUDA runtime from {source} (envman probe --host-requirements, {stamp})"
     )
     return BuildStack(
+        engine=engine or package,
+        variant=variant,
         package=package,
         version=str(release.version),
         wheel=wheel.filename,
@@ -177,3 +202,83 @@ def _runtime_line(runtime: tuple[str, Pin] | None, sonames: tuple[str, ...]) -> 
     if len(majors) == 1:
         return majors[0], f"DT_NEEDED libcudart.so.{majors[0]} (major only)"
     return None, "no CUDA runtime pinned or linked"
+
+
+@dataclass(frozen=True)
+class HostProbe:
+    """Every release of one engine variant probed, oldest first."""
+
+    engine: str
+    variant: str
+    package: str
+    builds: tuple[BuildStack, ...]
+    skipped: tuple[str, ...]  # "0.6.0: no Linux x86_64 wheel" …
+    seconds: float
+
+
+def probe_host_requirements(
+    engine: str,
+    package: str,
+    variant: str,
+    releases: Sequence[pypi.Release],
+    *,
+    reporter: Reporter | None = None,
+    workers: int = 3,
+) -> HostProbe:
+    """Probe each of ``releases`` (already filtered by the caller), ``workers`` at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    reporter = reporter or NullReporter()
+    started = time.monotonic()
+    torch_releases = pypi.releases("torch") if package != "torch" else None
+    skipped: list[str] = []
+    wanted = []
+    for release in releases:
+        if cuda_wheel(release) is None:
+            skipped.append(f"{release.version}: no Linux x86_64 wheel on the index")
+        else:
+            wanted.append(release)
+
+    def one(release: pypi.Release) -> BuildStack | str:
+        try:
+            build = probe_build(
+                package, release, engine=engine, variant=variant, torch_releases=torch_releases, reporter=reporter
+            )
+        except TargetError as error:
+            return f"{release.version}: {error.message}"
+        reporter.detail(f"{package} {build.version}: CUDA {build.cuda_runtime}, glibc {build.glibc}, {build.seconds} s")
+        return build
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(one, wanted))
+    builds = tuple(r for r in results if isinstance(r, BuildStack))
+    skipped += [r for r in results if isinstance(r, str)]
+    return HostProbe(engine, variant, package, builds, tuple(skipped), round(time.monotonic() - started, 1))
+
+
+def probe_variant(
+    engine: Engine, variant: str, versions: SpecifierSet | None, *, reporter: Reporter | None = None
+) -> HostProbe:
+    """Probe the releases of ``engine``'s ``variant`` in ``versions`` that the variant exists for."""
+    if variant not in engine.variants:
+        known = ", ".join(sorted(engine.variants))
+        raise UsageError(f"{engine.name} has no variant {variant!r}", hint=f"Its variants: {known}.")
+    chosen = engine.variants[variant]
+    if chosen.accelerator is not Accelerator.CUDA:
+        raise UsageError(
+            f"{engine.name}/{variant} is a {chosen.accelerator.value} build: it has no CUDA stack to read",
+            hint="Use --variant cuda.",
+        )
+    reporter = reporter or NullReporter()
+    with reporter.status(f"reading the release list of {chosen.package}"):
+        releases = pypi.releases(chosen.package)
+    in_range = [
+        r
+        for r in releases
+        if (versions is None or versions.contains(r.version, prereleases=True))
+        and chosen.versions.contains(r.version, prereleases=True)
+    ]
+    if not in_range:
+        spec = f" in {versions}" if versions is not None else ""
+        raise UsageError(f"{chosen.package} has no release{spec} on the index")
+    return probe_host_requirements(engine.name, chosen.package, variant, in_range, reporter=reporter)

@@ -114,8 +114,8 @@ def wheel_facts(
     with RemoteWheel(file.url) as wheel:
         names = wheel.names()
         dist_info = next((n.split("/", 1)[0] for n in names if n.endswith(".dist-info/METADATA")), None)
-        metadata = wheel.read(f"{dist_info}/METADATA").decode("utf-8", "replace") if dist_info else ""
-        wheel_file = wheel.read(f"{dist_info}/WHEEL").decode("utf-8", "replace") if dist_info else ""
+        metadata = _optional(wheel, names, f"{dist_info}/METADATA")
+        wheel_file = _optional(wheel, names, f"{dist_info}/WHEEL")
         for name in names:
             if not wanted(name):
                 continue
@@ -146,6 +146,10 @@ def wheel_facts(
     )
     atomic_write(cache, json.dumps(found.to_json(), indent=1))
     return found
+
+
+def _optional(wheel: RemoteWheel, names: list[str], name: str) -> str:
+    return wheel.read(name).decode("utf-8", "replace") if name in names else ""
 
 
 def _headers(text: str, field: str) -> list[str]:
