@@ -79,7 +79,7 @@ def requirements_from(matrix: Matrix, record: BuildRequirements) -> HostRequirem
 def check(req: HostRequirements, host: Host) -> list[str]:
     """Why ``host`` cannot run the build: one sentence per unmet need, with the way out."""
     reasons: list[str] = []
-    if req.cuda_runtime is not None and host.gpus:
+    if host.gpus:
         reasons += _driver(req, host)
         reasons += _architectures(req, host)
     if req.glibc is not None and host.glibc is not None and _version(host.glibc) < _version(req.glibc):

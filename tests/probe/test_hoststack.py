@@ -148,3 +148,16 @@ def test_ptx_and_the_usable_set() -> None:
     engine = (("7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0"), ())
     torch = (("5.0", "6.0", "7.0", "7.5", "8.0", "8.6", "9.0"), ())
     assert usable_sass([engine, torch]) == ("7.0", "7.5", "8.0", "8.6", "8.9", "9.0")
+
+
+def test_requires_dist_after_a_multi_line_license_is_read(tmp_path: Path) -> None:
+    # vllm 0.7.3 to 0.8.4: the License field continues on lines of spaces before Requires-Dist
+    path = tmp_path / "lic-1.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            "lic-1.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: lic\nLicense: Apache 2.0\n        \n        more text\n"
+            "Requires-Dist: torch==2.5.1\nRequires-Dist: xformers==0.0.28.post3\n\nbody: not a header\n",
+        )
+    file = ReleaseFile(path.name, path.as_uri(), "cd" * 32, path.stat().st_size, "bdist_wheel")
+    assert wheel.wheel_facts(file).requires == ("torch==2.5.1", "xformers==0.0.28.post3")

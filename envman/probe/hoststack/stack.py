@@ -33,6 +33,7 @@ from envman.report import NullReporter, Reporter
 CORE_LIBRARIES: dict[str, re.Pattern[str]] = {
     "vllm": re.compile(r"vllm/_(?:moe_)?C(?:_stable_libtorch)?\.abi3\.so"),
     "torch": re.compile(r"torch/lib/libtorch_cuda\.so"),
+    "lmdeploy": re.compile(r"lmdeploy/turbomind/_turbomind\.[^/]*\.so"),
 }
 _CUDA_SONAME = re.compile(r"lib(?:cudart|nvrtc|cublas|cublasLt|cuda)\.so\.\d+")
 _TORCH_MEMBER = re.compile(r"torch/lib/libtorch_cuda\.so")

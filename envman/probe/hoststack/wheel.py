@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from email.parser import HeaderParser
+from pathlib import Path
 from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -25,6 +27,7 @@ from envman.pypi import ReleaseFile
 from envman.report import NullReporter, Reporter
 
 _PREFIX = 8 << 20  # the dynamic section of every library seen lies in its first megabytes
+METADATA_REVISION = 2  # 1 stopped at a whitespace-only continuation line (vllm 0.7.3-0.8.4)
 REVISION = 1  # bump when what is read changes, so cached facts are read again
 
 Wanted = Callable[[str], bool]
@@ -104,18 +107,19 @@ def wheel_facts(
     Each member ``wanted`` accepts is read; of those, the ones ``kernels`` accepts (all when
     None) are read whole for their GPU code, the others only as far as their dynamic section.
     """
-    cache = paths.artifacts_dir() / "hoststack" / f"{file.sha256}.{key}.r{REVISION}.json"
+    folder = paths.artifacts_dir() / "hoststack"
+    cache = folder / f"{file.sha256}.{key}.r{REVISION}.json"
+    metadata_cache = folder / f"{file.sha256}.metadata.r{METADATA_REVISION}.json"
     cached = _load(cache)
     if cached is not None:
-        return cached
+        tags, requires = _metadata(file, metadata_cache)
+        return replace(cached, wheel_tags=tags, requires=requires)
     reporter = reporter or NullReporter()
     started = time.monotonic()
     libraries: list[Library] = []
     with RemoteWheel(file.url) as wheel:
         names = wheel.names()
-        dist_info = next((n.split("/", 1)[0] for n in names if n.endswith(".dist-info/METADATA")), None)
-        metadata = _optional(wheel, names, f"{dist_info}/METADATA")
-        wheel_file = _optional(wheel, names, f"{dist_info}/WHEEL")
+        tags, requires = _metadata(file, metadata_cache, wheel)
         for name in names:
             if not wanted(name):
                 continue
@@ -139,8 +143,8 @@ def wheel_facts(
         filename=file.filename,
         sha256=file.sha256,
         platforms=platform_tags(file.filename),
-        wheel_tags=tuple(_headers(wheel_file, "Tag")),
-        requires=tuple(_headers(metadata, "Requires-Dist")),
+        wheel_tags=tags,
+        requires=requires,
         libraries=tuple(libraries),
         seconds=round(time.monotonic() - started, 2),
     )
@@ -148,19 +152,37 @@ def wheel_facts(
     return found
 
 
+def _metadata(
+    file: ReleaseFile, cache: Path, wheel: RemoteWheel | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(WHEEL Tag lines, METADATA Requires-Dist lines)``, cached apart from the libraries."""
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        return tuple(data["wheel_tags"]), tuple(data["requires"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not read yet, or unreadable: read it again
+    if wheel is None:
+        with RemoteWheel(file.url) as opened:
+            return _metadata(file, cache, opened)
+    names = wheel.names()
+    dist_info = next((n.split("/", 1)[0] for n in names if n.endswith(".dist-info/METADATA")), None)
+    tags = _headers(_optional(wheel, names, f"{dist_info}/WHEEL"), "Tag")
+    requires = _headers(_optional(wheel, names, f"{dist_info}/METADATA"), "Requires-Dist")
+    atomic_write(cache, json.dumps({"wheel_tags": tags, "requires": requires}))
+    return tuple(tags), tuple(requires)
+
+
 def _optional(wheel: RemoteWheel, names: list[str], name: str) -> str:
     return wheel.read(name).decode("utf-8", "replace") if name in names else ""
 
 
 def _headers(text: str, field: str) -> list[str]:
-    prefix = f"{field}:"
-    values = []
-    for line in text.splitlines():
-        if not line.strip():
-            break  # the body (the long description) starts after the first blank line
-        if line.startswith(prefix):
-            values.append(line[len(prefix) :].strip())
-    return values
+    """Every value of ``field`` in an RFC 822 header block (core metadata, WHEEL).
+
+    The email parser, as the core metadata spec says: values continue on indented lines,
+    and a License field's continuation may be blank-looking (vllm 0.7.3 to 0.8.4).
+    """
+    return [str(value).strip() for value in HeaderParser().parsestr(text).get_all(field) or []]
 
 
 def _load(cache: Any) -> WheelFacts | None:
