@@ -51,6 +51,9 @@ class HostRequirements:
         }
 
 
+NONE = HostRequirements(None, None, (), (), None, None, "")  # a CPU build: nothing asked of a GPU stack
+
+
 def requirements_for(matrix: Matrix, engine: str, version: str, variant: str) -> HostRequirements | None:
     """The needs the matrix records for the build, or None where it was never probed."""
     record = matrix.build_requirements.get((engine, variant, str(Version(version))))

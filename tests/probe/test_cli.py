@@ -118,3 +118,15 @@ def test_host_requirements_usage_errors(tmp_path: Path, local_index: Path, args:
     done = _envman(tmp_path, local_index, "probe", *args)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_a_variant_from_its_own_index_is_not_probed_on_pypi() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENVMAN_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "envman", "probe", "--host-requirements", "--engine", "xllamacpp"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "error: xllamacpp/cuda wheels come from https://xorbitsai.github.io/xllamacpp/whl/cu128, not from PyPI" in (
+        done.stderr
+    )

@@ -161,3 +161,20 @@ def test_requires_dist_after_a_multi_line_license_is_read(tmp_path: Path) -> Non
         )
     file = ReleaseFile(path.name, path.as_uri(), "cd" * 32, path.stat().st_size, "bdist_wheel")
     assert wheel.wheel_facts(file).requires == ("torch==2.5.1", "xformers==0.0.28.post3")
+
+
+def test_each_committed_cuda_lock_pins_the_runtime_line_its_wheels_were_read_with() -> None:
+    from envman.matrix.load import load_matrix
+
+    matrix = load_matrix(REPO / "matrix.toml")
+    checked = 0
+    for lock in sorted((REPO / "lockfiles").glob("*-cuda-py*.txt")):
+        engine, version, _variant, _python = lock.name.removesuffix(".txt").rsplit("-", 3)
+        record = matrix.build_requirements.get((engine, "cuda", version))
+        if record is None:
+            continue
+        found = cuda_runtime(lockfile_pins(lock))
+        assert found is not None, f"{lock.name} pins no CUDA runtime"
+        assert found[0] == record.cuda_runtime, f"{lock.name}: {found[1].where} vs host_requirements"
+        checked += 1
+    assert checked >= 1

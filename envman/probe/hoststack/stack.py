@@ -15,9 +15,11 @@ from __future__ import annotations
 import datetime
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
@@ -270,9 +272,17 @@ def probe_variant(
             f"{engine.name}/{variant} is a {chosen.accelerator.value} build: it has no CUDA stack to read",
             hint="Use --variant cuda.",
         )
+    own_index = chosen.index_url and urllib.parse.urlparse(chosen.index_url).hostname != "pypi.org"
+    if own_index and pypi.base_url() == pypi.DEFAULT_URL:
+        raise TargetError(
+            f"{engine.name}/{variant} wheels come from {chosen.index_url}, not from PyPI: "
+            "the probe reads PyPI's JSON API (or ENVMAN_PYPI_URL) only",
+            hint="Point ENVMAN_PYPI_URL at a mirror of that index that serves the JSON API and range requests.",
+        )
+    package = Requirement(chosen.package).name  # "sglang[all]": the releases are sglang's
     reporter = reporter or NullReporter()
-    with reporter.status(f"reading the release list of {chosen.package}"):
-        releases = pypi.releases(chosen.package)
+    with reporter.status(f"reading the release list of {package}"):
+        releases = pypi.releases(package)
     in_range = [
         r
         for r in releases
@@ -281,5 +291,5 @@ def probe_variant(
     ]
     if not in_range:
         spec = f" in {versions}" if versions is not None else ""
-        raise UsageError(f"{chosen.package} has no release{spec} on the index")
-    return probe_host_requirements(engine.name, chosen.package, variant, in_range, reporter=reporter)
+        raise UsageError(f"{package} has no release{spec} on the index")
+    return probe_host_requirements(engine.name, package, variant, in_range, reporter=reporter)
