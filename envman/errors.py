@@ -44,3 +44,20 @@ class PrerequisiteError(EnvmanError):
     """Something envman needs is missing on this host (docker daemon, uv, GPU)."""
 
     exit_code = 3
+
+
+class Terminated(KeyboardInterrupt):
+    """envman was asked to stop (SIGTERM, SIGHUP): unwinds like Ctrl-C, exits 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        import signal
+
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"

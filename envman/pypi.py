@@ -7,6 +7,7 @@ stdlib, so probing needs nothing beyond envman's own dependencies. The base URL 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from envman.errors import TargetError
+from envman.files import confined, ensure_dir, unusable
 from envman.report import NullReporter, Reporter
 
 DEFAULT_URL = "https://pypi.org/pypi"
@@ -101,11 +103,11 @@ def parse_releases(data: dict[str, Any], url: str = "") -> list[Release]:
 
 def download(file: ReleaseFile, directory: Path, reporter: Reporter | None = None) -> Path:
     """``file`` under ``directory``, downloaded once and checked against its sha256."""
-    target = directory / file.filename
+    target = confined(directory, file.filename)  # a name from the index's JSON
     if target.is_file():
         return target
     reporter = reporter or NullReporter()
-    directory.mkdir(parents=True, exist_ok=True)
+    ensure_dir(directory)
     digest = hashlib.sha256()
     descriptor, temp_name = tempfile.mkstemp(prefix=f".{file.filename}.", dir=directory)
     try:
@@ -123,7 +125,11 @@ def download(file: ReleaseFile, directory: Path, reporter: Reporter | None = Non
                 hint="Run the probe again; if it repeats, the index or a proxy is altering the file.",
             )
         os.replace(temp_name, target)
-    except (urllib.error.URLError, OSError) as error:
+    except urllib.error.URLError as error:
+        raise TargetError(f"could not download {file.url}: {error}") from error
+    except OSError as error:  # the network or the disk: a local file error is this host's (exit 3)
+        if error.filename is not None or error.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES):
+            raise unusable(target, error) from None
         raise TargetError(f"could not download {file.url}: {error}") from error
     finally:
         if os.path.exists(temp_name):

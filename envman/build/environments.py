@@ -4,9 +4,12 @@ An environment lives in ``$ENVMAN_HOME/envs/<engine>-<version>-<variant>-<finger
 the fingerprint digests the lockfile's body digest, the Python version, the variant and the
 platform, so two combinations that share a lock share one environment. Safety:
 
-- one file lock per fingerprint: a second build of the same target waits, then reuses;
+- one file lock per environment folder (``envs/.locks/<id>.lock``; the id ends in the
+  fingerprint): a second build of the same target waits, then reuses; ``envs rm`` and
+  ``envs gc`` take the same lock and look again at the folder once they hold it;
 - ``envman-env.json`` is written last (atomically): a directory without it is a build that
-  was killed, and it is deleted before the next build starts;
+  was killed, and it is deleted before the next build starts; a deletion removes the marker
+  first, so an interrupted one leaves an incomplete folder, never a "complete" broken one;
 - the lockfile's digest is checked before anything is installed, and uv installs with
   ``--require-hashes``; any failure removes the half-built directory;
 - after installing, the engine is imported inside the environment and its version must be
@@ -31,7 +34,7 @@ from packaging.version import Version
 
 from envman import paths, proc
 from envman.errors import ConfigError, TargetError, UsageError
-from envman.files import atomic_write
+from envman.files import atomic_write, ensure_dir, unusable
 from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile
 from envman.lock.uv import Sources, Uv
@@ -54,6 +57,29 @@ def envs_dir() -> Path:
 
 def _locks_dir() -> Path:
     return envs_dir() / ".locks"
+
+
+def lock_path(path: Path) -> Path:
+    """The build lock of an environment folder: builds, ``rm`` and ``gc`` all take this one."""
+    return _locks_dir() / f"{path.name}.lock"
+
+
+def _file_lock(path: Path) -> Any:
+    from filelock import FileLock
+
+    ensure_dir(paths.state_dir("envs") / ".locks")
+    return FileLock(str(lock_path(path)))
+
+
+def _delete(path: Path) -> None:
+    """Remove an environment folder, its completion marker first."""
+    try:
+        (path / MARKER).unlink(missing_ok=True)
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise unusable(path, error, "remove") from None
 
 
 @dataclass(frozen=True)
@@ -174,29 +200,34 @@ def build(
     reporter: Reporter | None = None,
 ) -> BuildResult:
     """Create (or reuse) the environment of a combination from its lockfile."""
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
     started = time.monotonic()
     reporter = reporter or NullReporter()
     var: Variant = matrix.engines[engine].variants[variant]
     lock = resolve_lock(matrix, engine, version, variant, uv, reporter)
     fp = fingerprint(lock)
-    path = envs_dir() / f"{engine}-{version}-{variant}-{fp[:12]}"
-    _locks_dir().mkdir(parents=True, exist_ok=True)
-    file_lock = FileLock(str(_locks_dir() / f"{fp}.lock"))
+    path = paths.state_dir("envs") / f"{engine}-{version}-{variant}-{fp[:12]}"
+    file_lock = _file_lock(path)
     try:
-        file_lock.acquire(timeout=0)
-    except Timeout:
-        reporter.info(f"another envman is building {path.name}; waiting for it")
-        file_lock.acquire()
+        try:
+            file_lock.acquire(timeout=0)
+        except Timeout:
+            reporter.info(f"another envman is building {path.name}; waiting for it")
+            file_lock.acquire()
+    except OSError as error:
+        raise unusable(lock_path(path), error, "lock") from None
     try:
         existing = _read_marker(path)
         if existing is not None and existing.fingerprint == fp and not rebuild:
-            os.utime(path / MARKER)
+            try:
+                os.utime(path / MARKER)
+            except OSError as error:
+                raise unusable(path / MARKER, error, "mark as used") from None
             return BuildResult(_read_marker(path) or existing, True, time.monotonic() - started)
         if path.exists():
             reporter.detail(f"removing {path} (incomplete or --rebuild)")
-            shutil.rmtree(path)
+            _delete(path)
         try:
             env = _create(matrix, engine, version, var, lock, path, fp, uv, reporter)
         except BaseException:
@@ -205,6 +236,12 @@ def build(
         return BuildResult(env, False, time.monotonic() - started)
     finally:
         file_lock.release()
+
+
+def _raise_if_disk_full(path: Path, error: TargetError) -> None:
+    """uv's "No space left on device (os error 28)" is this host's problem, not the lock's: exit 3."""
+    if "os error 28" in error.message or "No space left on device" in error.message:
+        raise unusable(path, OSError(28, "No space left on device"), "build the environment in") from None
 
 
 def _create(
@@ -221,11 +258,16 @@ def _create(
     python = lock.header.get("python", lockfile.DEFAULT_PYTHON)
     sources = Sources(variant.index_url, variant.extra_index_urls, variant.find_links)
     with reporter.status(f"creating {path.name} (Python {python})"):
-        uv.venv(path, python)
+        try:
+            uv.venv(path, python)
+        except TargetError as error:
+            _raise_if_disk_full(path, error)
+            raise
     with reporter.status(f"installing {lock.header.get('requirement')} from {lock.path.name} ({sources.describe()})"):
         try:
             uv.sync(lock.path, path / "bin" / "python", sources)
         except TargetError as error:
+            _raise_if_disk_full(path, error)
             raise TargetError(
                 f"installing {lock.path.name} failed; nothing was kept.\n{error.message}",
                 hint="uv's last lines above name the package and index that failed; "
@@ -322,51 +364,95 @@ def list_environments(matrix: Matrix, sizes: bool = True) -> list[Listed]:
 
 
 def find(identifier: str) -> Path:
-    matches = [p for p in _iter_dirs() if p.name == identifier or p.name.endswith("-" + identifier)]
+    """The one environment ``identifier`` names: its id, the end of its id (the fingerprint),
+    or a part of it that no other id contains. Anything else is refused, deleting nothing."""
+    wanted = identifier.strip()
+    names = [p.name for p in _iter_dirs()]
+    listing = ", ".join(names) or "none"
+    if not any(ch.isalnum() for ch in wanted):  # "", "-", "." are parts of every id
+        raise UsageError(
+            f"{identifier!r} does not name an environment", hint=f"environments: {listing} (`envman envs`)"
+        )
+    matches = [p for p in _iter_dirs() if p.name == wanted]
     if not matches:
-        matches = [p for p in _iter_dirs() if identifier in p.name]
-    if len(matches) != 1:
-        names = ", ".join(p.name for p in _iter_dirs()) or "none"
-        what = "matches no environment" if not matches else "is ambiguous"
-        raise UsageError(f"{identifier!r} {what}", hint=f"environments: {names} (`envman envs`)")
+        matches = [p for p in _iter_dirs() if p.name.endswith("-" + wanted)]
+    if not matches:
+        matches = [p for p in _iter_dirs() if wanted in p.name]
+    if not matches:
+        raise UsageError(f"{identifier!r} matches no environment", hint=f"environments: {listing} (`envman envs`)")
+    if len(matches) > 1:
+        raise UsageError(
+            f"{identifier!r} is ambiguous: it matches {', '.join(p.name for p in matches)}",
+            hint="pass the whole id (`envman envs` lists them)",
+        )
     return matches[0]
 
 
-def remove(path: Path, wait: bool = True) -> bool:
-    """Delete an environment under its build lock; False if a build holds it and not ``wait``."""
-    from filelock import FileLock, Timeout
+def remove(path: Path, wait: bool = True, older_than: float | None = None) -> bool:
+    """Delete an environment under its build lock; False if it is kept.
 
-    env = _read_marker(path)
-    fp = env.fingerprint if env else path.name.rsplit("-", 1)[-1]
-    candidates = sorted(_locks_dir().glob(f"{fp}*.lock")) if _locks_dir().is_dir() else []
-    lock = FileLock(str(candidates[0])) if candidates else None
+    It is kept when a build holds the lock and not ``wait``, or, with ``older_than``
+    (seconds), when the folder, looked at again under the lock, turned out complete and used
+    more recently: a build that finished or reused it while gc was looking.
+    """
+    from filelock import Timeout
+
+    lock = _file_lock(path)
     try:
-        if lock is not None:
-            lock.acquire(timeout=-1 if wait else 0)
+        lock.acquire(timeout=-1 if wait else 0)
     except Timeout:
         return False
+    except OSError as error:
+        raise unusable(lock_path(path), error, "lock") from None
     try:
-        shutil.rmtree(path, ignore_errors=True)
+        if older_than is not None:
+            env = _read_marker(path)
+            if env is not None and env.last_used >= time.time() - older_than:
+                return False
+        _delete(path)
         return True
     finally:
-        if lock is not None:
-            lock.release()
+        lock.release()
+
+
+def held(path: Path) -> bool:
+    """Whether a build holds the lock of ``path`` right now."""
+    from filelock import Timeout
+
+    lock = _file_lock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError as error:
+        raise unusable(lock_path(path), error, "lock") from None
+    lock.release()
+    return False
 
 
 def parse_age(text: str) -> float:
     """'30d', '12h', '2w', '45m' -> seconds."""
     units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise UsageError(f"{text!r} is not an age", hint="use a number and a unit: 45m, 12h, 30d, 2w")
-    return int(text[:-1]) * units[text[-1]]
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isascii() or not text[:-1].isdigit():
+        raise UsageError(f"{text[:40]!r} is not an age", hint="use a number and a unit: 45m, 12h, 30d, 2w")
+    return float(text[:-1]) * units[text[-1]]  # a float: 400 digits is large, not an int overflow
 
 
 def gc(matrix: Matrix, older_than: float, dry_run: bool = False) -> list[Listed]:
-    """Remove environments unused for ``older_than`` seconds and every incomplete one."""
+    """Remove environments unused for ``older_than`` seconds and every incomplete one no build holds.
+
+    What the listing saw is only a candidate: each folder is judged again under its build
+    lock, so one a build completes (or reuses) in the meantime is kept.
+    """
     cutoff = time.time() - older_than
     removed = []
     for item in list_environments(matrix):
         stale = item.environment is None or item.environment.last_used < cutoff
-        if stale and (dry_run or remove(item.path, wait=False)):
+        if not stale:
+            continue
+        if dry_run:
+            if not held(item.path):
+                removed.append(item)
+        elif remove(item.path, wait=False, older_than=older_than):
             removed.append(item)
     return removed

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated, Any
 
 import typer
 
 from envman import __version__
-from envman.errors import ConfigError, EnvmanError
+from envman.errors import ConfigError, EnvmanError, Terminated
 
 app = typer.Typer(
     name="envman",
@@ -19,7 +20,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_state: dict[str, Any] = {"verbose": False, "passthrough": None}
+_state: dict[str, Any] = {"verbose": False, "passthrough": None, "terminated": None}
 
 
 def verbose() -> bool:
@@ -62,6 +63,7 @@ def _register() -> None:
         models,
         plan,
         probe,
+        servers,
         smoke,
         up,
         verify,
@@ -95,7 +97,16 @@ def _click_exceptions() -> Any:
     return exceptions
 
 
+def _terminate(signum: int, frame: object) -> None:
+    _state["terminated"] = signum  # typer reports any KeyboardInterrupt as 130: remember which signal it was
+    raise Terminated(signum)
+
+
 def main() -> None:
+    # SIGTERM (systemd, Docker, Kubernetes, kill) and SIGHUP (terminal closed) unwind like
+    # Ctrl-C: every `finally` runs, so servers envman started are stopped before it exits.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     _register()
     try:
         args = sys.argv[1:]
@@ -106,16 +117,24 @@ def main() -> None:
         code = app(args=args, standalone_mode=False)
     except EnvmanError as error:
         sys.exit(report_error(error))
+    except Terminated as stop:
+        sys.exit(128 + stop.signum)
     except KeyboardInterrupt:
         sys.exit(130)
     except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
+        sys.exit(_exit_code(exit_.exit_code))
     except typer.Abort:
-        sys.exit(130)
+        sys.exit(_exit_code(130))
     except Exception as error:  # click's usage errors (typer >= 0.29 vendors click as typer._click)
         exceptions = _click_exceptions()
         if isinstance(error, exceptions.ClickException):
             error.show()
             sys.exit(2 if isinstance(error, exceptions.UsageError) else error.exit_code)
         raise
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(_exit_code(code if isinstance(code, int) else 0))
+
+
+def _exit_code(code: int) -> int:
+    """128 + N after SIGTERM or SIGHUP (typer has turned the interrupt into 130)."""
+    signum = _state.get("terminated")
+    return 128 + signum if signum and code == 130 else code

@@ -2,14 +2,108 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Protocol, TypeVar
 
 import typer
 
+from envman.errors import UsageError
 from envman.hardware.host import Host
+from envman.hardware.spec import MAX_GPU_COUNT
 from envman.matrix.schema import Matrix
+
+N = TypeVar("N", int, float, int | None, float | None)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric option takes: ``low`` to ``high``, ``low`` itself only if not ``open_low``."""
+
+    low: float
+    high: float
+    open_low: bool = False
+    unit: str = ""
+
+    def describe(self) -> str:
+        low, high = f"{self.low:g}{self.unit}", f"{self.high:g}{self.unit}"
+        return f"more than {low} and at most {high}" if self.open_low else f"between {low} and {high}"
+
+
+# Every numeric option of every command, in one place. A value outside is exit 2, before
+# anything runs: a huge --max-model-len or --jobs would otherwise cost minutes and gigabytes.
+BOUNDS: dict[str, Bound] = {
+    "--port": Bound(0, 65535),
+    "--max-model-len": Bound(1, 16 * 1024 * 1024, unit=" tokens"),
+    "--tensor-parallel-size": Bound(1, MAX_GPU_COUNT),
+    "--gpu-memory-utilization": Bound(0, 1, open_low=True),
+    "--timeout": Bound(0, 7 * 86400, open_low=True, unit=" s"),
+    "--jobs": Bound(1, 64),
+    "--older-than": Bound(0, 100 * 365 * 86400, unit=" s"),
+    "--min-memory-gib": Bound(0, 64 * 1024),
+}
+
+
+def within(option: str, value: N) -> N:
+    """``value`` if it is a finite number inside ``BOUNDS[option]``; a UsageError (exit 2) if not."""
+    if value is None:
+        return value
+    bound = BOUNDS[option]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{option} {value} is not a finite number", hint=f"{option} must be {bound.describe()}")
+    below = value <= bound.low if bound.open_low else value < bound.low
+    if below or value > bound.high:
+        raise UsageError(f"{option} {value} is out of range", hint=f"{option} must be {bound.describe()}")
+    return value
+
+
+def bounded(option: str) -> Callable[[N], N]:
+    """A typer callback that checks the option's value against ``BOUNDS``."""
+
+    def check(value: N) -> N:
+        return within(option, value)
+
+    return check
+
+
+def tensor_parallel_size(text: str) -> int | None:
+    """``--tensor-parallel-size N|auto`` (`envman up`): None for auto, else a bounded count."""
+    if text.strip().casefold() == "auto":
+        return None
+    if not text.strip().isdigit() or len(text.strip()) > 8:
+        if text.strip().isdigit():
+            return within("--tensor-parallel-size", MAX_GPU_COUNT + 1)
+        raise UsageError(f"--tensor-parallel-size {text!r} is not a number or auto")
+    return within("--tensor-parallel-size", int(text))
+
+
+PortOption = Annotated[
+    int, typer.Option("--port", help="Port to serve on (0: a free one).", callback=bounded("--port"))
+]
+MaxModelLenOption = Annotated[
+    int | None, typer.Option("--max-model-len", help="Context length.", callback=bounded("--max-model-len"))
+]
+TensorParallelSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--tensor-parallel-size", help="Force a tensor-parallel size.", callback=bounded("--tensor-parallel-size")
+    ),
+]
+GpuMemoryUtilizationOption = Annotated[
+    float | None,
+    typer.Option(
+        "--gpu-memory-utilization",
+        help="Share of GPU memory the engine may take.",
+        callback=bounded("--gpu-memory-utilization"),
+    ),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", help="Seconds the engine may take to become ready.", callback=bounded("--timeout")),
+]
+JobsOption = Annotated[int, typer.Option("--jobs", help="Smokes run at once.", callback=bounded("--jobs"))]
 
 MatrixOption = Annotated[
     Path | None,

@@ -6,10 +6,12 @@ import shlex
 
 from rich.console import Console
 
+from envman.engines.base import Launch
 from envman.plan.result import Plan
 
 
-def render_plan(plan: Plan, console: Console) -> None:
+def render_plan(plan: Plan, launch: Launch, console: Console) -> None:
+    """The plan, and the launch it makes with the bindings at hand (secrets masked)."""
     p = plan
     head = (
         f"[bold]{p.model.name}[/] → [bold green]{p.engine} {p.engine_version}[/] ({p.variant.name}, "
@@ -26,9 +28,11 @@ def render_plan(plan: Plan, console: Console) -> None:
         console.print(f"  [yellow]forced:[/] {reason}", highlight=False)
     for warning in p.warnings:
         console.print(f"  [yellow]warning:[/] {warning}", highlight=False)
-    if p.env:
-        console.print("  env: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in p.env.items()), markup=False)
-    console.print("  command: " + shlex.join(p.command), markup=False)
+    shown = launch.shown_env()
+    if shown:
+        console.print("  env: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in shown.items()), markup=False)
+    console.print("  command: " + shlex.join(launch.argv), markup=False)
+    console.print(f"  url: {launch.url}  (served model name: {launch.served_model_name})", markup=False)
     for integration in p.integrations:
         env = " ".join(f"{k}={v}" for k, v in integration["env"].items())
         console.print(

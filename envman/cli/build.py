@@ -46,14 +46,16 @@ def build(
 ) -> None:
     """Build the planned engine environment: `uv venv` + `uv pip sync --require-hashes` from the lockfile."""
     from envman.build.environments import build as build_env
+    from envman.cli._model import plan_request, resolve_model_arg
     from envman.cli._reporter import RichReporter
     from envman.lock.uv import Uv, find_uv
-    from envman.plan.planner import Planner, PlanRequest
+    from envman.plan.planner import Planner
 
     loaded = load(matrix)
     host = target_host(hardware, loaded)
+    resolved = resolve_model_arg(loaded, model)
     plan = Planner(loaded, host).plan(
-        PlanRequest(model=model, engine=engine, version=version, format=format, force=force)
+        plan_request(resolved, engine=engine, version=version, format=format, force=force)
     )
     reporter = RichReporter(verbose())
     if docker:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app, verbose
-from envman.cli._common import JsonOption, MatrixOption
+from envman.cli._common import JsonOption, MatrixOption, bounded, print_check
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
 from envman.files import atomic_write
@@ -54,19 +54,14 @@ def ci_workflow(
     matrix: MatrixOption = None,
 ) -> None:
     """Write .github/workflows/envman-matrix.yml: per combination, build the image and smoke it."""
-    from envman.ci import matrix as ci
+    from envman.ci import workflow as ci
 
     loaded = _public(matrix)
     path = output or Path(loaded.path).parent / ci.WORKFLOW
     if check:
-        problem = ci.check_workflow(loaded, path)
-        if problem:
-            out.print(problem, markup=False)
-            raise typer.Exit(1)
-        out.print(f"{path} is up to date", markup=False)
+        print_check(ci.check_workflow(loaded, path), False, f"{path} is up to date")
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, ci.workflow(loaded))
+    atomic_write(path, ci.workflow(loaded))  # creates the folder, or exits 3 naming it
     out.print(f"wrote {path}", markup=False)
 
 
@@ -86,6 +81,7 @@ def ci_smoke(
     """Build a combination's image from its Dockerfile, run it, and ask one chat completion."""
     from envman.ci import matrix as ci
     from envman.cli._reporter import RichReporter
+    from envman.cli.smoke import show_result
     from envman.docker.context import selected_combinations
 
     loaded = _public(matrix)
@@ -93,18 +89,15 @@ def ci_smoke(
     result = ci.smoke_combination(
         loaded, found[0], model=model, base_image=base_image, extra_ca=extra_ca, reporter=RichReporter(verbose())
     )
-    if json:
-        print_json(result)
-        return
-    smoke = result["smoke"]
-    out.print(f"{result['build']['tag']}: {result['model']} answered {smoke['reply']!r} "
-              f"(ready after {smoke['ready_seconds']} s)", markup=False)  # fmt: skip
+    show_result(result, json)
 
 
 @ci_app.command("runner-check")
 def ci_runner_check(
     min_compute_capability: Annotated[str, typer.Option("--min-compute-capability", help="e.g. 7.5")],
-    min_memory_gib: Annotated[float, typer.Option("--min-memory-gib", help="GPU memory the job needs.")],
+    min_memory_gib: Annotated[
+        float, typer.Option("--min-memory-gib", help="GPU memory the job needs.", callback=bounded("--min-memory-gib"))
+    ],
 ) -> None:
     """Exit 1 unless this machine's GPU meets the job's floors (GPU jobs run it first)."""
     from envman.ci import matrix as ci

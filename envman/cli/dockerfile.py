@@ -37,6 +37,7 @@ def dockerfile(
 ) -> None:
     """Write Dockerfiles into dockerfiles/: base image, pinned uv, the lockfile synced with
     --require-hashes, the engine's launch command, health check and labels."""
+    from envman.cli._model import resolve_model_arg
     from envman.docker import dockerfile as df
     from envman.docker.context import install_extra_ca, selected_combinations
     from envman.lock import locks
@@ -45,7 +46,8 @@ def dockerfile(
     loaded = df.public_matrix(matrix or default_matrix())
     if base_image is not None:
         df.image_ref(base_image)
-    selected, everything = selected_combinations(loaded, model=model, engine=engine, version=version, variant=variant)
+    family = resolve_model_arg(loaded, model).model.family if model else None
+    selected, everything = selected_combinations(loaded, family=family, engine=engine, version=version, variant=variant)
     extra_env: dict[str, str] = {}
     for item in env or []:
         name, sep, value = item.partition("=")

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app
-from envman.cli._common import JsonOption, MatrixOption, load
+from envman.cli._common import JsonOption, MatrixOption, load, within
 from envman.cli._console import out, print_json
+from envman.errors import TargetError
 
 envs_app = typer.Typer(help="List, remove and garbage-collect engine environments.", no_args_is_help=False)
 app.add_typer(envs_app, name="envs")
@@ -56,7 +57,11 @@ def rm(identifier: Annotated[str, typer.Argument(help="Environment id (or a uniq
     from envman.build.environments import find, remove
 
     path = find(identifier)
-    remove(path)
+    if not remove(path, wait=False):
+        raise TargetError(
+            f"{path.name} is being built by another envman; nothing was removed",
+            hint="run `envman envs rm` again when that build has finished",
+        )
     out.print(f"removed {path}", markup=False)
 
 
@@ -70,7 +75,7 @@ def gc(
     from envman.build.environments import gc as collect
     from envman.build.environments import parse_age
 
-    removed = collect(load(matrix), parse_age(older_than), dry_run=dry_run)
+    removed = collect(load(matrix), within("--older-than", parse_age(older_than)), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for item in removed:
         out.print(f"{verb} {item.id} ({_size(item.size_bytes)})", markup=False)

@@ -32,6 +32,7 @@ def lock(
     """Write (or --check) one hash-pinned lockfile per engine × version × variant × Python."""
     from packaging.version import Version
 
+    from envman.cli._model import resolve_model_arg
     from envman.cli._reporter import RichReporter
     from envman.lock import locks
     from envman.lock.uv import Uv, find_uv
@@ -39,9 +40,11 @@ def lock(
     from envman.matrix.combinations import Combination
 
     loaded = load(matrix)
-    selected, everything = combinations.select(
-        loaded, model=model, family=family, engine=engine, version=version, variant=variant
-    )
+    if model:  # any MODEL form selects its family's combinations
+        if family:
+            raise UsageError("name a model or a --family, not both")
+        family = resolve_model_arg(loaded, model).model.family
+    selected, everything = combinations.select(loaded, family=family, engine=engine, version=version, variant=variant)
     directory = locks.lockfiles_dir(loaded)
     if check:
         problems = locks.check(loaded, directory, selected, select_all=everything)

@@ -14,12 +14,14 @@ from envman.cli._common import (
     HardwareOption,
     JsonOption,
     MatrixOption,
+    MaxModelLenOption,
     ModelArgument,
+    TensorParallelSizeOption,
     VersionOption,
     load,
     target_host,
 )
-from envman.cli._console import out, print_json
+from envman.cli._console import err, out, print_json
 
 
 @app.command("plan")
@@ -29,10 +31,8 @@ def plan(
     version: VersionOption = None,
     format: FormatOption = None,
     hardware: HardwareOption = None,
-    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Context length.")] = None,
-    tensor_parallel_size: Annotated[
-        int | None, typer.Option("--tensor-parallel-size", min=1, help="Force a tensor-parallel size.")
-    ] = None,
+    max_model_len: MaxModelLenOption = None,
+    tensor_parallel_size: TensorParallelSizeOption = None,
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Let the engine run the model repository's own code.")
     ] = False,
@@ -41,13 +41,18 @@ def plan(
     json: JsonOption = False,
 ) -> None:
     """Choose how to serve MODEL on the target hardware, and say why every alternative was rejected."""
-    from envman.plan.planner import Planner, PlanRequest
+    from envman.cli._model import plan_request, resolve_model_arg
+    from envman.engines.launch import Bindings, launch
+    from envman.plan.planner import Planner
 
     loaded = load(matrix)
     host = target_host(hardware, loaded)
+    resolved = resolve_model_arg(loaded, model)
+    for warning in resolved.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     result = Planner(loaded, host).plan(
-        PlanRequest(
-            model=model,
+        plan_request(
+            resolved,
             engine=engine,
             version=version,
             format=format,
@@ -57,9 +62,12 @@ def plan(
             force=force,
         )
     )
+    bound = launch(
+        result, Bindings(weights=str(resolved.path) if resolved.path else None)
+    )  # what `envman up` would run with its defaults
     if json:
-        print_json(result.to_json())
+        print_json(result.to_json() | bound.to_json())
         return
     from envman.cli._render import render_plan
 
-    render_plan(result, out)
+    render_plan(result, bound, out)

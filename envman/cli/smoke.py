@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,11 +15,15 @@ from envman.cli._common import (
     JsonOption,
     MatrixOption,
     ModelArgument,
+    TimeoutOption,
     VersionOption,
     load,
 )
 from envman.cli._console import err, out, print_json
 from envman.errors import UsageError
+
+if TYPE_CHECKING:
+    from envman.run.smoke import SmokeResult
 
 
 @app.command("smoke")
@@ -32,7 +36,7 @@ def smoke(
     model_path: Annotated[
         str | None, typer.Option("--model-path", help="Local weights (a .gguf file, or a model folder).")
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds the server may take to become ready.")] = 600,
+    timeout: TimeoutOption = 600,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recreate the environment even if it exists.")] = False,
     docker: Annotated[
         bool, typer.Option("--docker", help="Build the combination's image and smoke inside a container.")
@@ -47,25 +51,31 @@ def smoke(
     json: JsonOption = False,
 ) -> None:
     """Prove a combination works on this machine: one chat completion (exit 0 passed, 1 failed, 130 Ctrl-C)."""
+    from envman.cli._model import local_weights, plan_request, resolve_model_arg
     from envman.cli._reporter import RichReporter
     from envman.hardware.detect import detect_host
     from envman.lock.uv import Uv, find_uv
-    from envman.plan.planner import PlanRequest
     from envman.run.smoke import prepare
     from envman.run.smoke import smoke as run_smoke
 
     loaded = load(matrix)
     reporter = RichReporter(verbose())
     if docker:
-        _smoke_in_docker(loaded, model, engine, version, format, force, base_image, extra_ca, reporter, json)
+        result = _smoke_in_docker(
+            loaded, model, engine, version, format, force, base_image, extra_ca, timeout, reporter
+        )
+        show_result(result, json)
         return
     if base_image or extra_ca:
         raise UsageError("--base-image and --extra-ca go with --docker")
-    request = PlanRequest(
-        model=model, engine=engine, version=version, format=format, force=force, model_path=model_path
-    )
+    resolved = resolve_model_arg(loaded, model, model_path)
+    request = plan_request(resolved, engine=engine, version=version, format=format, force=force)
     uv = Uv(find_uv(), reporter, verbose=verbose())
-    ready = prepare(loaded, detect_host(), request, uv=uv, reporter=reporter, rebuild=rebuild)
+    weights = local_weights(resolved, model_path)
+    ready = prepare(
+        loaded, detect_host(), request, uv=uv, model_path=str(weights) if weights else None, reporter=reporter,
+        rebuild=rebuild,
+    )  # fmt: skip
 
     def echo(line: str) -> None:
         err.print(line, markup=False, highlight=False)
@@ -73,31 +83,31 @@ def smoke(
     result = run_smoke(
         loaded,
         ready.plan,
-        ready.build.environment,
-        ready.model_path,
+        ready.runner,
         timeout,
         reporter,
         build_seconds=ready.build.seconds,
         on_line=echo if verbose() else None,
     )
+    show_result(result, json)
+
+
+def show_result(result: SmokeResult, json: bool) -> None:
+    """One smoke result, local or in a container, as text or the documented JSON; exit 1 if it failed."""
+    where = f"{result.plan.engine} {result.plan.engine_version} ({result.plan.variant.name})"
     if json:
         print_json(result.to_json())
     elif result.passed:
         assert result.answer is not None
         out.print(
-            f"[green]passed[/] {result.plan.engine} {result.plan.engine_version} ({result.plan.variant.name}): "
-            f"{result.answer.completion_tokens} tokens in {result.seconds:.1f}s "
+            f"[green]passed[/] {where}: {result.answer.completion_tokens} tokens in {result.seconds:.1f}s "
             f"(ready after {result.timings.start_to_ready or 0:.1f}s)",
             highlight=False,
         )
         out.print(f"  answer:   {result.answer.text!r}", markup=False)
         out.print(f"  evidence: {result.evidence}", markup=False)
     else:
-        out.print(
-            f"[bold red]failed[/] {result.plan.engine} {result.plan.engine_version} ({result.plan.variant.name}): "
-            f"{result.error}",
-            highlight=False,
-        )
+        out.print(f"[bold red]failed[/] {where}: {result.error}", highlight=False)
         if result.log_tail and not result.diagnosis:
             out.print(result.log_tail, markup=False)
         if result.diagnosis:
@@ -117,28 +127,27 @@ def _smoke_in_docker(
     force: bool,
     base_image: str | None,
     extra_ca: Path | None,
+    timeout: float,
     reporter: Any,
-    json: bool,
-) -> None:
+) -> SmokeResult:
     """Plan on this host, then build the combination's image and smoke the model in a container."""
     from envman.ci.matrix import smoke_combination
+    from envman.cli._model import plan_request, resolve_model_arg
     from envman.hardware.detect import detect_host
     from envman.matrix.combinations import Combination
-    from envman.plan.planner import Planner, PlanRequest
+    from envman.plan.planner import Planner
 
+    resolved = resolve_model_arg(matrix, model)
     plan = Planner(matrix, detect_host()).plan(
-        PlanRequest(model=model, engine=engine, version=version, format=format, force=force)
+        plan_request(resolved, engine=engine, version=version, format=format, force=force)
     )
     combination = Combination(plan.engine, plan.engine_version, plan.variant.name)
-    result = smoke_combination(
-        matrix, combination, model=plan.model.name, base_image=base_image, extra_ca=extra_ca, reporter=reporter
+    return smoke_combination(
+        matrix,
+        combination,
+        model=plan.model.name,
+        base_image=base_image,
+        extra_ca=extra_ca,
+        timeout=timeout,
+        reporter=reporter,
     )
-    if json:
-        print_json(result)
-        return
-    smoke = result["smoke"]
-    out.print(
-        f"[green]passed[/] {combination} in {result['build']['tag']}: ready after {smoke['ready_seconds']:.1f}s",
-        highlight=False,
-    )
-    out.print(f"  answer: {smoke['reply']!r}", markup=False)

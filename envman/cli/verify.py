@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app, verbose
-from envman.cli._common import HardwareOption, MatrixOption, load, target_host
+from envman.cli._common import HardwareOption, JobsOption, MatrixOption, bounded, load, target_host
 from envman.cli._console import out
 from envman.errors import UsageError
 
@@ -18,14 +18,16 @@ from envman.errors import UsageError
 def verify(
     family: Annotated[str | None, typer.Option("--family", help="Only this family.")] = None,
     engine: Annotated[str | None, typer.Option("--engine", help="Only this engine.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Smokes run at once.")] = 1,
+    jobs: JobsOption = 1,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write a report: FILE.md (Markdown) or FILE.html.")
     ] = None,
     record: Annotated[
         bool, typer.Option("--record", help="Write the passes into matrix.toml ([[…verified]] entries).")
     ] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds each engine may take to start.")] = 600,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds each engine may take to start.", callback=bounded("--timeout"))
+    ] = 600,
     hardware: HardwareOption = None,
     matrix: MatrixOption = None,
 ) -> None:

@@ -176,3 +176,10 @@ def diagnose(text: str, matrix: Matrix, engine: str | None = None, family: str |
                 )
             )
     return findings
+
+
+def render(findings: list[Finding]) -> str | None:
+    """Findings as envman prints them everywhere (smoke, up, image builds): cause, fix, source."""
+    if not findings:
+        return None
+    return "\n".join(f"{f.cause}. Fix: {f.fix} (matrix.toml {f.entry})" for f in findings)

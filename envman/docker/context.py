@@ -13,6 +13,7 @@ from pathlib import Path
 
 from envman.docker.dockerfile import EXTRA_CA_DIR, LAUNCHERS_DIR, Target
 from envman.errors import UsageError
+from envman.files import atomic_write
 from envman.matrix import combinations
 from envman.matrix.combinations import Combination
 from envman.matrix.schema import Matrix
@@ -25,12 +26,15 @@ def selected_combinations(
     matrix: Matrix,
     *,
     model: str | None = None,
+    family: str | None = None,
     engine: str | None = None,
     version: str | None = None,
     variant: str | None = None,
 ) -> tuple[list[Combination], bool]:
     """:func:`envman.lock.locks.select`, where selecting nothing is an error (a Dockerfile needs a lock)."""
-    selected, everything = combinations.select(matrix, model=model, engine=engine, version=version, variant=variant)
+    selected, everything = combinations.select(
+        matrix, model=model, family=family, engine=engine, version=version, variant=variant
+    )
     if not selected:
         raise UsageError(
             "no known-good combination matches",
@@ -47,10 +51,7 @@ def install_extra_ca(source: Path, directory: Path) -> Path:
         raise UsageError(f"cannot read --extra-ca {source}: {error.strerror}") from None
     if _PEM not in data:
         raise UsageError(f"--extra-ca {source} holds no PEM certificate", hint="give a PEM file (BEGIN CERTIFICATE)")
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / EXTRA_CA_NAME
-    target.write_bytes(data)
-    return target
+    return atomic_write(directory / EXTRA_CA_NAME, data)
 
 
 def launcher_source(name: str) -> Path:

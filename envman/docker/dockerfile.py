@@ -8,14 +8,17 @@ what changes least to what changes most: system packages and uv, then the lockfi
 health check, command and labels, so changing a flag reuses the dependency layer.
 
 Every value that reaches the file is checked or quoted: control characters (a newline would
-start a new instruction) are refused, exec-form instructions are JSON, ``ENV``/``LABEL``
-values are double-quoted with ``\\``, ``"`` and ``$`` escaped, shell words are shlex-quoted.
+start a new instruction, even in a header comment) are refused, exec-form instructions are
+JSON, ``ENV``/``LABEL`` values are double-quoted with ``\\``, ``"`` and ``$`` escaped, shell
+words are shlex-quoted. Values that go unquoted into a path, a ``docker run -v`` spec or a URL
+(weights path, ready path, system packages, launcher modules) must be plain names.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,16 +28,21 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from envman import generated
 from envman.docker import images
 from envman.docker.images import Base, ImageFacts
+from envman.engines.launch import Bindings, launch
 from envman.errors import ConfigError, UsageError
 from envman.files import atomic_write
+from envman.generated import Expected, Problem, same_text
 from envman.hardware.host import Host
 from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile
 from envman.matrix import combinations
 from envman.matrix.combinations import Combination
 from envman.matrix.schema import Accelerator, Engine, Format, Matrix, Model, Variant
+from envman.plan.planner import Planner
+from envman.plan.request import PlanRequest
 
 SUFFIX = ".Dockerfile"
 EXTRA_CA_DIR = "dockerfiles/extra-ca"  # context path every Dockerfile COPYs CA certificates from
@@ -45,6 +53,10 @@ HEALTH_START_PERIOD = "10m"  # a large model loads for minutes; failures before 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*\Z")
+_MOUNT_TARGET = re.compile(r"/[A-Za-z0-9._+/-]+\Z")  # no ":" or ",": they end a -v / --mount field
+_URL_PATH = re.compile(r"/[A-Za-z0-9._~/-]*\Z")  # a path only: no "@host", query or fragment
+_DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+\Z")  # Debian policy 5.6.1; never an apt option
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def dockerfiles_dir(matrix: Matrix) -> Path:
@@ -117,6 +129,18 @@ def shell_words(argv: Sequence[str], what: str = "value") -> str:
     return shlex.join(safe(a, what) for a in argv)
 
 
+def plain(value: str, pattern: re.Pattern[str], what: str, reason: str, hint: str) -> str:
+    """``value`` if it matches ``pattern``: for values that go into a path, a mount spec or a URL unquoted."""
+    if not pattern.match(safe(value, what)):
+        raise ConfigError(f"{what} {value!r} {reason}", hint=hint)
+    return value
+
+
+def comment(text: str) -> str:
+    """A header comment line: a newline in a value would end the comment and start an instruction."""
+    return "# " + safe(text, "header value") if text else "#"
+
+
 def env_instruction(env: Mapping[str, str]) -> str:
     pairs = [f"{env_name(k)}={quoted(v, f'environment value of {k}')}" for k, v in env.items()]
     return "ENV " + " \\\n    ".join(pairs)
@@ -141,6 +165,8 @@ class Target:
     packages: tuple[str, ...]  # system packages, base's first
     model: Model  # the smoke model the default command serves
     model_path: str  # where that command expects the weights (mounted at /models)
+    served_model_name: str  # the name the command serves the model as (clients send it as "model")
+    hardware: str  # the --hardware the command was planned for ("cpu", or a GPU of the table)
     command: tuple[str, ...]
     env: Mapping[str, str]
     ready_path: str
@@ -228,8 +254,6 @@ def target_for(
 ) -> Target:
     """Everything one Dockerfile is rendered from; the command is the planner's, for the smoke
     model of the combination's family, bound to 0.0.0.0 inside the container."""
-    from envman.plan.planner import Planner, PlanRequest
-
     facts = images.facts()
     engine = matrix.engines[combination.engine]
     variant = engine.variants[combination.variant]
@@ -237,23 +261,26 @@ def target_for(
     lock = lockfile.read(lock_dir / request.filename)
     lock.verify()
     model = smoke_model(matrix, combination)
-    planner = Planner(matrix, plan_host(matrix, combination))
-    ask = PlanRequest(
-        model=model.name,
-        engine=combination.engine,
-        version=str(combination.version),
-        host_address="0.0.0.0",  # noqa: S104 - inside the container only; `docker run -p` decides exposure
-        port=facts.port,
-        extra_args=tuple(safe(a, "argument") for a in extra_args),
+    host = plan_host(matrix, combination)
+    plan = Planner(matrix, host).plan(
+        PlanRequest(model=model.name, engine=combination.engine, version=str(combination.version))
     )
-    first = planner.plan(ask)
-    plan = planner.plan(PlanRequest(**{**ask.__dict__, "model_path": weights_path(model, first.artifact.format)}))
     if plan.variant.name != combination.variant:
         raise ConfigError(f"the planner chose {plan.variant.name} for {combination}, not {combination.variant}")
-    env = dict(plan.env)
+    model_path = weights_path(model, plan.artifact.format)
+    bound = launch(
+        plan,
+        Bindings(
+            weights=model_path,
+            host="0.0.0.0",  # noqa: S104 - inside the container only; `docker run -p` decides exposure
+            port=facts.port,
+            extra_args=tuple(safe(a, "argument") for a in extra_args),
+        ),
+    )
+    env = dict(bound.env)
     for name, value in (extra_env or {}).items():
         env[env_name(name)] = safe(value, f"environment value of {name}")
-    command = plan.command
+    command = bound.argv
     launchers: tuple[str, ...] = ()
     if len(command) > 2 and command[:2] == ("python", "-m") and command[2].startswith("envman_"):
         launchers = (command[2],)
@@ -271,10 +298,12 @@ def target_for(
         base=base,
         packages=packages,
         model=model,
-        model_path=plan.command[plan.command.index("--model") + 1] if "--model" in plan.command else "",
+        model_path=model_path,  # vllm serve takes it positionally: not always after --model
+        served_model_name=bound.served_model_name,
+        hardware=host.source,
         command=command,
         env=env,
-        ready_path=plan.ready_path,
+        ready_path=bound.ready_path,
         launchers=launchers,
         extra=tuple(extra),
     )
@@ -305,6 +334,36 @@ def _run(commands: Iterable[Sequence[str] | str]) -> str:
     return "RUN " + " \\\n && ".join(parts)
 
 
+def _header(target: Target, port: int, base_image: str | None) -> list[str]:
+    """How the file was made, and how to build and run it: lines a user can paste."""
+    c = target.combination
+    inside = plain(
+        target.model_path, _MOUNT_TARGET, "weights path", "cannot be a mount target in a `docker run -v`",
+        hint="name smoke models in matrix.toml with letters, digits and . _ + - only",
+    )  # fmt: skip
+    gguf = inside.endswith(".gguf")
+    mount = posixpath.dirname(inside) if gguf else inside
+    gpus = ["--gpus", "all"] if target.variant.accelerator is Accelerator.CUDA else []
+    run = ["docker", "run", "--rm", *gpus, "-p", f"127.0.0.1:{port}:{port}"]
+    build = ["envman", "build", target.model.name, "--docker", "--engine", c.engine, "--version", str(c.version)]
+    served, url = target.served_model_name, f"http://127.0.0.1:{port}"
+    docker_build = ["docker", "build", "-f", f"dockerfiles/{target.filename}", "-t", target.tag, "."]
+    holds = f"holding {posixpath.basename(inside)}" if gguf else f"of {target.model.name}"
+    lines = [
+        f"GENERATED by `{target.command_line(base_image)}`. Do not edit: change matrix.toml,",
+        "the lockfile or envman/docker/images.toml and run `envman dockerfile`.",
+        f"lockfile: {target.lock_path} ({target.lock.digest})",
+        f"build: {shell_words([*build, '--hardware', target.hardware])}",
+        f"   or, from a checkout: {shell_words(docker_build)}",
+        # "$WEIGHTS" stays double-quoted so the shell expands it; the rest is shlex-quoted
+        f'run:   {shell_words(run)} -v "$WEIGHTS":{shlex.quote(mount + ":ro")} {shlex.quote(target.tag)}',
+        f"       with WEIGHTS the host folder {holds} (an absolute path);",
+        f"       it serves {inside} as {served} on {url}/v1 (ready: {target.ready_path}).",
+        "       Words after the image replace the CMD below (to serve other weights).",
+    ]
+    return [comment(line) for line in lines]
+
+
 def render(target: Target, *, base_image: str | None = None) -> str:
     facts: ImageFacts = images.facts()
     c = target.combination
@@ -312,16 +371,21 @@ def render(target: Target, *, base_image: str | None = None) -> str:
     venv = facts.venv
     uv = "/opt/envman/uv/bin/uv"
     package = Requirement(target.variant.package).name
-    ready = f"http://127.0.0.1:{facts.port}{target.ready_path}"
-    mount = target.model_path.rsplit("/", 1)[0] if target.model_path.endswith(".gguf") else target.model_path
+    ready_path = plain(
+        target.ready_path, _URL_PATH, "ready path", "is not a plain URL path",
+        hint="the engine adapter's readiness path starts with / and has no @, ?, # or quote",
+    )  # fmt: skip
+    ready = f"http://127.0.0.1:{facts.port}{ready_path}"
+    packages = [
+        plain(name, _DEBIAN_PACKAGE, "system package", "is not a Debian package name", hint=f"see {images.FACTS_FILE}")
+        for name in target.packages
+    ]
+    launchers = [
+        plain(name, _MODULE, "launcher", "is not a Python module name", hint="launchers are envman_* modules")
+        for name in target.launchers
+    ]
     lines = [
-        f"# GENERATED by `{target.command_line(base_image)}`. Do not edit: change matrix.toml,",
-        "# the lockfile or envman/docker/images.toml and run `envman dockerfile`.",
-        f"# lockfile: {target.lock_path} ({target.lock.digest})",
-        f"# build: envman build {target.model.name} --docker --engine {c.engine} --version {c.version}",
-        f"#    or, from a checkout: docker build -f dockerfiles/{target.filename} -t {target.tag} .",
-        f"# run:   docker run -p {facts.port}:{facts.port} -v WEIGHTS:{mount}:ro {target.tag}",
-        f"#        serves {target.model_path}; give another command line to serve other weights.",
+        *_header(target, facts.port, base_image),
         "",
         f"ARG BASE_IMAGE={base}",
         "FROM ${BASE_IMAGE}",
@@ -331,8 +395,7 @@ def render(target: Target, *, base_image: str | None = None) -> str:
         _run(
             [
                 "apt-get update",
-                "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-                + shell_words(target.packages),
+                "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends " + shell_words(packages),
                 "rm -rf /var/lib/apt/lists/*",
                 "update-ca-certificates",
                 ["useradd", "--create-home", "--uid", str(facts.uid), facts.user],
@@ -400,13 +463,13 @@ def render(target: Target, *, base_image: str | None = None) -> str:
         ),
         "",
     ]
-    if target.launchers:
+    if launchers:
         lines += [
             "# envman's launcher module(s) for the engine's server.",
-            *[f"COPY {LAUNCHERS_DIR}/{name}.py /opt/envman/launchers/" for name in target.launchers],
+            *[f"COPY {LAUNCHERS_DIR}/{name}.py /opt/envman/launchers/" for name in launchers],
         ]
     runtime_env = {"VIRTUAL_ENV": venv}
-    if target.launchers:
+    if launchers:
         runtime_env["PYTHONPATH"] = "/opt/envman/launchers"
     runtime_env.update(target.env)
     lines += [
@@ -442,40 +505,29 @@ def render(target: Target, *, base_image: str | None = None) -> str:
 # -- the committed set -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Problem:
-    path: Path
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
 def targets(matrix: Matrix, combinations: Iterable[Combination], lock_dir: Path) -> list[Target]:
     return [target_for(matrix, c, lock_dir=lock_dir) for c in combinations]
 
 
 def write(target: Target, directory: Path, *, base_image: str | None = None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / target.filename
+    path = directory / target.filename  # atomic_write creates the folder (exit 3 if it cannot)
     atomic_write(path, render(target, base_image=base_image))
     return path
 
 
 def check(rendered: Iterable[Target], directory: Path, select_all: bool) -> list[Problem]:
     """Committed Dockerfiles that are missing, stale (render differently now) or orphaned."""
-    problems: list[Problem] = []
-    expected: set[str] = set()
-    for target in rendered:
-        path = directory / target.filename
-        expected.add(target.filename)
-        fix = f"run `{target.command_line()}`"
-        if not path.is_file():
-            problems.append(Problem(path, f"missing: {fix}"))
-        elif path.read_text(encoding="utf-8") != render(target):
-            problems.append(Problem(path, f"stale: the matrix, lockfile or images.toml changed since; {fix}"))
-    if select_all and directory.is_dir():
-        for path in sorted(directory.glob(f"*{SUFFIX}")):
-            if path.name not in expected:
-                problems.append(Problem(path, "orphaned: no known-good combination of matrix.toml makes it; delete it"))
-    return problems
+    expected = [
+        Expected(
+            directory / target.filename,
+            target.command_line(),
+            same_text(render(target), "stale: the matrix, lockfile or images.toml changed since"),
+        )
+        for target in rendered
+    ]
+    return generated.check(
+        expected,
+        orphans_in=directory if select_all else None,
+        pattern=f"*{SUFFIX}",
+        orphan_hint="no known-good combination of matrix.toml makes it; delete it",
+    )

@@ -155,13 +155,13 @@ def _failure(tag: str, log: list[str], step_start: int, matrix: Matrix | None, e
     tail = "\n".join(step_log[-25:])
     diagnosis = ""
     if matrix is not None:
-        from envman.diagnose import diagnose
+        from envman.diagnose import diagnose, render
 
-        findings = diagnose("\n".join(log), matrix, engine=engine)
-        diagnosis = "".join(f"\n{f.id}: {f.cause}\n  fix: {f.fix}" for f in findings)
+        diagnosis = "\n" + (render(diagnose("\n".join(log), matrix, engine=engine)) or "")
     step = step_log[0] if step_log else "(before the first step)"
     return TargetError(
-        f"docker build of {tag} failed at {step}\n{tail}" + (f"\nknown failure:{diagnosis}" if diagnosis else ""),
+        f"docker build of {tag} failed at {step}\n{tail}"
+        + (f"\nknown failure:{diagnosis}" if diagnosis.strip() else ""),
         hint="rebuild with -v to see every line; `envman diagnose LOG` explains known engine failures",
     )
 

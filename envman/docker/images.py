@@ -9,7 +9,6 @@ system packages it needs.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +17,7 @@ from typing import Any
 
 from envman.errors import ConfigError
 from envman.lock.lockfile import Lockfile
+from envman.matrix.reader import read_toml
 from envman.matrix.schema import Accelerator, Variant
 
 FACTS_FILE = Path(__file__).with_name("images.toml")
@@ -62,6 +62,13 @@ def _str(table: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _int(table: Mapping[str, Any], key: str, low: int, high: int) -> int:
+    value = table.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(key, f"must be an integer between {low} and {high}, got {value!r}")
+    return value
+
+
 def _strs(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9.+-]+", v) for v in value):
@@ -98,9 +105,8 @@ def parse(data: Mapping[str, Any]) -> ImageFacts:
     packages = {key: _strs(entry, "packages", f"packages.{key}") for key, entry in data.get("packages", {}).items()}
     for key, entry in data.get("packages", {}).items():
         _str(entry, "evidence", f"packages.{key}")
-    port, uid = data.get("port"), data.get("uid")
-    if not isinstance(port, int) or not isinstance(uid, int):
-        raise _fail("port/uid", "must be integers")
+    port = _int(data, "port", 1, 65535)
+    uid = _int(data, "uid", 1, 2**31 - 2)  # not root; below the 32-bit nobody/overflow ids
     return ImageFacts(
         uv=_str(data, "uv", "uv"),
         venv=_str(data, "venv", "venv"),
@@ -112,9 +118,14 @@ def parse(data: Mapping[str, Any]) -> ImageFacts:
     )
 
 
+def read(path: Path) -> ImageFacts:
+    """Read and validate an images.toml (not UTF-8 or not TOML: a ConfigError with file:line)."""
+    return parse(read_toml(path))
+
+
 @cache
 def facts() -> ImageFacts:
-    return parse(tomllib.loads(FACTS_FILE.read_text(encoding="utf-8")))
+    return read(FACTS_FILE)
 
 
 def cuda_of(lock: Lockfile) -> str | None:

@@ -1,16 +1,21 @@
-"""LMDeploy: ``lmdeploy serve api_server``."""
+"""LMDeploy: ``lmdeploy serve api_server``.
+
+Its server takes API keys only as ``--api-keys``: envman passes the key through the
+``envman_secret_args`` launcher (the ``lmdeploy`` console script run in-process), so it never
+appears on the command line.
+"""
 
 from __future__ import annotations
 
-from envman.engines.base import Launch, LaunchSpec
+from envman.engines.base import SECRET_KEY_VARIABLE, Launch, LaunchSpec, key_off_argv
 
 
 class LmdeployAdapter:
     name = "lmdeploy"
 
     def launch(self, spec: LaunchSpec) -> Launch:
-        argv = [
-            "lmdeploy", "serve", "api_server", spec.model_path,
+        args = [
+            "serve", "api_server", spec.model_path,
             "--model-name", spec.served_model_name,
             "--server-name", spec.host,
             "--server-port", str(spec.port),
@@ -20,8 +25,7 @@ class LmdeployAdapter:
         # --cache-max-entry-count is a share of the memory left after the weights, not of the
         # GPU: it is not vLLM's --gpu-memory-utilization, so lmdeploy keeps its default.
         if spec.dtype:
-            argv += ["--dtype", spec.dtype]
-        if spec.api_key:
-            argv += ["--api-keys", spec.api_key]
-        argv += spec.extra_args
-        return Launch(argv=tuple(argv), env=dict(spec.env), ready_path="/v1/models")
+            args += ["--dtype", spec.dtype]
+        args += spec.extra_args
+        argv, env = key_off_argv(["lmdeploy"], args, spec, "--api-keys", script="lmdeploy")
+        return Launch(argv=tuple(argv), env=env, ready_path="/v1/models", secret_env=frozenset({SECRET_KEY_VARIABLE}))

@@ -6,6 +6,7 @@ from envman.engines.base import Launch, LaunchSpec
 
 
 class MlxLmAdapter:
+    checks_api_key = False  # its server has no authentication: --api-key is refused
     name = "mlx-lm"
 
     def launch(self, spec: LaunchSpec) -> Launch:

@@ -1,16 +1,19 @@
-"""SGLang: ``python -m sglang.launch_server``."""
+"""SGLang: ``python -m sglang.launch_server``.
+
+Its server takes the API key only as ``--api-key``: envman passes it through the
+``envman_secret_args`` launcher, so it never appears on the command line.
+"""
 
 from __future__ import annotations
 
-from envman.engines.base import Launch, LaunchSpec
+from envman.engines.base import SECRET_KEY_VARIABLE, Launch, LaunchSpec, key_off_argv
 
 
 class SglangAdapter:
     name = "sglang"
 
     def launch(self, spec: LaunchSpec) -> Launch:
-        argv = [
-            "python", "-m", "sglang.launch_server",
+        args = [
             "--model-path", spec.model_path,
             "--served-model-name", spec.served_model_name,
             "--host", spec.host,
@@ -21,10 +24,11 @@ class SglangAdapter:
             "--chunked-prefill-size", str(spec.max_num_batched_tokens),
         ]  # fmt: skip
         if spec.dtype:
-            argv += ["--dtype", spec.dtype]
+            args += ["--dtype", spec.dtype]
         if spec.trust_remote_code:
-            argv.append("--trust-remote-code")
-        if spec.api_key:
-            argv += ["--api-key", spec.api_key]
-        argv += spec.extra_args
-        return Launch(argv=tuple(argv), env=dict(spec.env), ready_path="/health")
+            args.append("--trust-remote-code")
+        args += spec.extra_args
+        argv, env = key_off_argv(
+            ["python", "-m", "sglang.launch_server"], args, spec, "--api-key", module="sglang.launch_server"
+        )
+        return Launch(argv=tuple(argv), env=env, ready_path="/health", secret_env=frozenset({SECRET_KEY_VARIABLE}))

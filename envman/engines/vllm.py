@@ -41,4 +41,4 @@ class VllmAdapter:
             # vLLM reads VLLM_API_KEY: the key stays out of argv, which every local user can read.
             env["VLLM_API_KEY"] = spec.api_key
         argv += spec.extra_args
-        return Launch(argv=tuple(argv), env=env, ready_path="/health")
+        return Launch(argv=tuple(argv), env=env, ready_path="/health", secret_env=frozenset({"VLLM_API_KEY"}))

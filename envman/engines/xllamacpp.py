@@ -10,6 +10,8 @@ from __future__ import annotations
 from envman.engines.base import Launch, LaunchSpec
 from envman.matrix.schema import Accelerator
 
+KEY_VARIABLE = "ENVMAN_API_KEY"  # read by the launcher
+
 
 class XllamacppAdapter:
     name = "xllamacpp"
@@ -27,6 +29,6 @@ class XllamacppAdapter:
             argv += ["--n-gpu-layers", "-1"]
         env = dict(spec.env)
         if spec.api_key:
-            env["ENVMAN_API_KEY"] = spec.api_key  # read by the launcher: kept out of argv
+            env[KEY_VARIABLE] = spec.api_key  # read by the launcher: kept out of argv
         argv += spec.extra_args
-        return Launch(argv=tuple(argv), env=env, ready_path="/health")
+        return Launch(argv=tuple(argv), env=env, ready_path="/health", secret_env=frozenset({KEY_VARIABLE}))

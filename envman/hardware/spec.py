@@ -45,6 +45,11 @@ DEFAULT_MEMORY_BYTES = 64 * GIB
 # x86-64-v3: what CPU wheels of the engines need, and what every server CPU since 2015 has.
 NOTIONAL_CPU_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"})
 
+# The most GPUs a described host may have (a count is a tuple of that many GPUs: 10**7 of
+# them took 27 s and 1.5 GB), and the RAM a cpu:SIZE may name.
+MAX_GPU_COUNT = 1024
+MIN_MEMORY_BYTES = GIB // 2
+MAX_MEMORY_BYTES = 64 * 1024 * GIB
 # A count this large is not a GPU count: "RTX9999" is a name, not 9999 of "RT".
 _MAX_PLAUSIBLE_COUNT = 64
 _VENDOR_WORDS = ("nvidia", "tesla", "geforce")
@@ -96,7 +101,12 @@ def _parse_device(spec: str, gpu_table: Mapping[str, GpuSpec]) -> Host:
     name, count = _split_count(spec, gpu_table)
     gpu = _resolve(name, spec, gpu_table)
     if count < 1:
-        raise UsageError(f"GPU count must be at least 1 in --hardware '{spec}'", hint=GRAMMAR)
+        raise UsageError(f"GPU count must be at least 1 in --hardware '{_shown(spec)}'", hint=GRAMMAR)
+    if count > MAX_GPU_COUNT:
+        raise UsageError(
+            f"more than {MAX_GPU_COUNT} GPUs in --hardware '{_shown(spec)}'",
+            hint=f"a described host has 1 to {MAX_GPU_COUNT} GPUs",
+        )
     memory = round(gpu.memory_gib * GIB)
     ram = max(DEFAULT_MEMORY_BYTES, memory * count)
     return Host(
@@ -128,8 +138,19 @@ def _parse_size(size: str, spec: str) -> int:
     match = _SIZE.fullmatch(size)
     unit = _UNITS.get(match["unit"].casefold()) if match else None
     if match is None or unit is None or float(match["number"]) <= 0:
-        raise UsageError(f"cannot read the memory size '{size}' in --hardware '{spec}'", hint=GRAMMAR)
-    return round(float(match["number"]) * unit)
+        raise UsageError(f"cannot read the memory size '{_shown(size)}' in --hardware '{_shown(spec)}'", hint=GRAMMAR)
+    size_bytes = float(match["number"]) * unit  # a float: no 10**400-digit integers
+    if not MIN_MEMORY_BYTES <= size_bytes <= MAX_MEMORY_BYTES:
+        raise UsageError(
+            f"the memory size '{_shown(size)}' in --hardware '{_shown(spec)}' is out of range",
+            hint=f"cpu:SIZE takes {MIN_MEMORY_BYTES / GIB:g} GiB to {MAX_MEMORY_BYTES / GIB / 1024:g} TiB",
+        )
+    return round(size_bytes)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` for a message, cut short: a hostile 10,000-character value is not echoed whole."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _split_count(spec: str, gpu_table: Mapping[str, GpuSpec]) -> tuple[str, int]:
@@ -139,9 +160,11 @@ def _split_count(spec: str, gpu_table: Mapping[str, GpuSpec]) -> tuple[str, int]
     match = _COUNT.fullmatch(spec)
     if match is None:
         return spec, 1
-    name, count = match["name"].strip(), int(match["count"])
+    # More digits than any plausible count: read as "too many", not as a 20-digit integer.
+    digits = match["count"].lstrip("0") or "0"
+    name, count = match["name"].strip(), int(digits) if len(digits) <= 9 else 10**9
     if not name:
-        raise UsageError(f"no GPU name in --hardware '{spec}'", hint=GRAMMAR)
+        raise UsageError(f"no GPU name in --hardware '{_shown(spec)}'", hint=GRAMMAR)
     if count > _MAX_PLAUSIBLE_COUNT and not _find(name, gpu_table):
         return spec, 1
     return name, count
@@ -154,7 +177,8 @@ def _resolve(name: str, spec: str, gpu_table: Mapping[str, GpuSpec]) -> GpuSpec:
     if found:
         names = [gpu.name for gpu in found]
         raise UsageError(
-            f"ambiguous GPU '{name}' in --hardware '{spec}': it could be {', '.join(names[:-1])} or {names[-1]}",
+            f"ambiguous GPU '{name}' in --hardware '{_shown(spec)}': "
+            f"it could be {', '.join(names[:-1])} or {names[-1]}",
             hint=f"name one of them: {', '.join(names)}",
         )
     known = sorted(gpu_table)
@@ -165,7 +189,7 @@ def _resolve(name: str, spec: str, gpu_table: Mapping[str, GpuSpec]) -> GpuSpec:
     hint = f"known GPUs: {', '.join(known)}"
     if closest:
         hint += f" (closest: {', '.join(list(closest)[:3])})"
-    raise UsageError(f"unknown GPU '{name}' in --hardware '{spec}'", hint=hint)
+    raise UsageError(f"unknown GPU '{_shown(name)}' in --hardware '{_shown(spec)}'", hint=hint)
 
 
 def _find(name: str, gpu_table: Mapping[str, GpuSpec]) -> list[GpuSpec]:

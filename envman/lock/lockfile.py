@@ -12,6 +12,9 @@
 The input digest covers what decides the resolution (engine, version, variant, package,
 Python, platform, exclusions, overrides, date); index locations are recorded but not
 digested, since they say where packages come from, and the hashes pin what they are.
+:meth:`Lockfile.verify` recomputes the input digest from the header's own lines, so an
+edited header (``# python: 3.12``) is refused like an edited body; a header whose inputs
+line was recomputed to match is then stale against the matrix (``lock --check``, ``build``).
 """
 
 from __future__ import annotations
@@ -56,20 +59,20 @@ class LockRequest:
         return f"{self.engine}-{self.version}-{self.variant}-py{self.python}{platform}.txt"
 
     def inputs_digest(self) -> str:
-        decided = {
-            "format": FORMAT,
-            "engine": self.engine,
-            "version": self.version,
-            "variant": self.variant,
-            "requirement": self.requirement,
-            "python": self.python,
-            "platform": self.platform,
-            "exclude_newer": self.exclude_newer,
-            "exclude_newer_packages": [list(p) for p in self.exclude_newer_packages],
-            "exclude": sorted(self.exclude),
-            "overrides": sorted(self.overrides),
-        }
-        return "sha256:" + hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()
+        return _digest_of_inputs(
+            {
+                "engine": self.engine,
+                "version": self.version,
+                "variant": self.variant,
+                "requirement": self.requirement,
+                "python": self.python,
+                "platform": self.platform,
+                "exclude_newer": self.exclude_newer,
+                "exclude_newer_packages": [list(p) for p in self.exclude_newer_packages],
+                "exclude": list(self.exclude),
+                "overrides": list(self.overrides),
+            }
+        )
 
     def override_lines(self) -> list[str]:
         """uv --overrides content: forced requirements, and exclusions as never-matching markers."""
@@ -79,6 +82,43 @@ class LockRequest:
         return f"envman lock --engine {self.engine} --version {self.version} --variant {self.variant}" + (
             f" --python {self.python}" if self.python != DEFAULT_PYTHON else ""
         )
+
+
+# The header lines the input digest covers, and which of them hold JSON lists.
+INPUT_KEYS = (
+    "engine", "version", "variant", "requirement", "python", "platform",
+    "exclude_newer", "exclude_newer_packages", "exclude", "overrides",
+)  # fmt: skip
+_JSON_KEYS = frozenset({"exclude_newer_packages", "exclude", "overrides"})
+
+
+def _digest_of_inputs(decided: dict[str, object]) -> str:
+    data = {**decided, "format": FORMAT}
+    data["exclude"] = sorted(data["exclude"])  # type: ignore[call-overload]
+    data["overrides"] = sorted(data["overrides"])  # type: ignore[call-overload]
+    return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def header_inputs_digest(header: dict[str, str]) -> str | None:
+    """The input digest the header's own lines give (None: a line is missing or not JSON)."""
+    decided: dict[str, object] = {}
+    for key in INPUT_KEYS:
+        if key not in header:
+            return None
+        if key in _JSON_KEYS:
+            try:
+                value = json.loads(header[key])
+            except ValueError:
+                return None
+            if not isinstance(value, list):
+                return None
+            decided[key] = value
+        else:
+            decided[key] = header[key]
+    try:
+        return _digest_of_inputs(decided)
+    except TypeError:  # a list that does not sort (mixed types): not what envman wrote
+        return None
 
 
 def body_digest(body: str) -> str:
@@ -128,7 +168,14 @@ class Lockfile:
         return tuple(str(v) for v in value)
 
     def verify(self) -> None:
-        """Refuse a lock whose body no longer matches its digest."""
+        """Refuse a lock whose body no longer matches its digest, or whose header its inputs digest."""
+        recorded = header_inputs_digest(self.header)
+        if recorded != self.inputs:
+            raise ConfigError(
+                f"lockfile {self.path} was modified after it was generated: its header "
+                f"({', '.join(INPUT_KEYS)}) does not give its inputs digest {self.inputs}",
+                hint=f"regenerate it with `{self.header.get('command', 'envman lock')}` (nothing was installed)",
+            )
         actual = body_digest(self.body)
         if actual != self.digest:
             raise ConfigError(
@@ -151,6 +198,11 @@ def read(path: Path) -> Lockfile:
         if not line.startswith("# ") or (match is None and count):
             break
         if match:
+            if match.group(1) in header:  # which one would count? neither: refuse the file
+                raise ConfigError(
+                    f"{path} is not an envman lockfile (its header has {match.group(1)!r} twice)",
+                    hint="regenerate it with `envman lock`",
+                )
             header[match.group(1)] = match.group(2)
         count += 1
     missing = [key for key in ("engine", "version", "variant", "inputs", "digest") if key not in header]

@@ -11,15 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from envman import paths
+from envman import generated, paths
 from envman.errors import ConfigError, UsageError
-from envman.files import atomic_write
+from envman.files import atomic_write, ensure_dir
+from envman.generated import Expected, Problem
 from envman.lock import lockfile
 from envman.lock.lockfile import LockRequest
 from envman.lock.uv import Sources, Uv
@@ -102,7 +103,7 @@ def sources_of(request: LockRequest) -> Sources:
 def lock(request: LockRequest, directory: Path, uv: Uv, reporter: Reporter | None = None) -> Path:
     """Resolve ``request`` with uv and write its lockfile into ``directory`` (atomically)."""
     reporter = reporter or NullReporter()
-    directory.mkdir(parents=True, exist_ok=True)
+    ensure_dir(directory)
     target = directory / request.filename
     with tempfile.TemporaryDirectory(prefix="envman-lock-") as tmp:
         work = Path(tmp)
@@ -130,41 +131,33 @@ def lock(request: LockRequest, directory: Path, uv: Uv, reporter: Reporter | Non
 
 
 def onthefly_dir() -> Path:
-    return paths.home() / "locks"
+    return paths.home() / "locks"  # created (checked) by lock() when one is written
 
 
-@dataclass(frozen=True)
-class Staleness:
-    path: Path
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-def check(matrix: Matrix, directory: Path, combinations: list[Combination], select_all: bool) -> list[Staleness]:
+def check(matrix: Matrix, directory: Path, combinations: list[Combination], select_all: bool) -> list[Problem]:
     """Committed lockfiles that are missing, stale (inputs changed), tampered, or orphaned."""
-    problems: list[Staleness] = []
-    expected: set[str] = set()
+
+    def verdict(path: Path, request: LockRequest) -> Callable[[str], str | None]:
+        def stale(text: str) -> str | None:
+            try:
+                existing = lockfile.read(path)
+                existing.verify()
+            except ConfigError as error:
+                return error.message
+            if existing.inputs != request.inputs_digest():
+                return "stale: the matrix changed since it was locked"
+            return None
+
+        return stale
+
+    expected = []
     for combination in combinations:
         request = request_for(matrix, combination, offline=True)
         path = directory / request.filename
-        expected.add(request.filename)
-        if not path.is_file():
-            problems.append(Staleness(path, f"missing: run `{request.command()}`"))
-            continue
-        try:
-            existing = lockfile.read(path)
-            existing.verify()
-        except ConfigError as error:
-            problems.append(Staleness(path, error.message))
-            continue
-        if existing.inputs != request.inputs_digest():
-            problems.append(
-                Staleness(path, f"stale: the matrix changed since it was locked; run `{request.command()}`")
-            )
-    if select_all and directory.is_dir():
-        for path in sorted(directory.glob("*.txt")):
-            if path.name not in expected:
-                problems.append(Staleness(path, "orphaned: no known-good combination of matrix.toml locks it"))
-    return problems
+        expected.append(Expected(path, request.command(), verdict(path, request)))
+    return generated.check(
+        expected,
+        orphans_in=directory if select_all else None,
+        pattern="*.txt",
+        orphan_hint="no known-good combination of matrix.toml locks it",
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from envman.errors import ConfigError
 from envman.matrix.hoststack import parse_build_requirements, parse_cuda_drivers
 from envman.matrix.lines import LineIndex
 from envman.matrix.lines import Path as KeyPath
-from envman.matrix.reader import Problems, Reader, parse_enum, parse_version
+from envman.matrix.reader import Problems, Reader, decode, parse_enum, parse_toml, parse_version
 from envman.matrix.schema import (
     Accelerator,
     Artifact,
@@ -78,6 +77,7 @@ def _dates(r: Reader, key: str) -> dict[str, str]:
 
 
 def _variant(engine: str, name: str, r: Reader) -> Variant:
+    r.name(name)
     limits = []
     for i, table in enumerate(r.tables("limits")):
         lr = Reader(r.p, table, r.where + ("limits", i))
@@ -124,6 +124,7 @@ def _rule(r: Reader) -> Rule:
 
 
 def _engine(p: Problems, name: str, r: Reader) -> Engine:
+    r.name(name)
     quant_methods: dict[Format, tuple[str, ...]] = {}
     qm = r.table("quant_methods")
     for key, methods in qm.items():
@@ -256,10 +257,10 @@ def _family(p: Problems, name: str, r: Reader, engines: Mapping[str, Engine]) ->
 def _artifact(r: Reader) -> Artifact:
     return Artifact(
         format=r.enum("format", Format),
-        repo=r.text("repo"),
+        repo=r.repo("repo"),
         quantization=r.text("quantization", None),
         quant_method=r.text("quant_method", None),
-        file=r.text("file", None),
+        file=r.relative_file("file"),
         dtype=r.text("dtype", None),
         producer=r.text("producer", None),
         local_only=r.flag("local_only"),
@@ -280,9 +281,10 @@ def _model(p: Problems, name: str, r: Reader, families: Mapping[str, Family]) ->
         ar.done()
     if not artifacts:
         p.add(r.where + ("artifacts",), "a model needs at least one artifact")
-    params = r.number("params_b", low=0.0)
-    heads = r.integer("attention_heads", minimum=1)
-    kv_heads = r.integer("kv_heads", minimum=1)
+    r.name(name)
+    params = r.number("params_b", low=0.0, high=100_000.0)
+    heads = r.integer("attention_heads", minimum=1, maximum=4096)
+    kv_heads = r.integer("kv_heads", minimum=1, maximum=4096)
     if heads and kv_heads and heads % kv_heads:
         p.add(r.where + ("kv_heads",), f"{kv_heads} does not divide attention_heads {heads}")
     modalities = r.enums("modalities", Modality)
@@ -291,14 +293,14 @@ def _model(p: Problems, name: str, r: Reader, families: Mapping[str, Family]) ->
         family=family,
         hf_architecture=r.text("hf_architecture"),
         params_b=params,
-        active_params_b=r.number("active_params_b", params, low=0.0),
-        layers=r.integer("layers", minimum=1),
-        hidden_size=r.integer("hidden_size", minimum=1),
+        active_params_b=r.number("active_params_b", params, low=0.0, high=100_000.0),
+        layers=r.integer("layers", minimum=1, maximum=4096),
+        hidden_size=r.integer("hidden_size", minimum=1, maximum=1 << 20),
         attention_heads=heads,
         kv_heads=kv_heads,
-        head_dim=r.integer("head_dim", minimum=1),
-        vocab_size=r.integer("vocab_size", minimum=1),
-        max_context=r.integer("max_context", minimum=1),
+        head_dim=r.integer("head_dim", minimum=1, maximum=1 << 16),
+        vocab_size=r.integer("vocab_size", minimum=1, maximum=1 << 24),
+        max_context=r.integer("max_context", minimum=1, maximum=1 << 30),
         modalities=tuple(sorted(modalities, key=list(Modality).index)),
         artifacts=tuple(artifacts),
         trust_remote_code=r.flag("trust_remote_code"),
@@ -322,11 +324,11 @@ def _planner(p: Problems, r: Reader, engines: Mapping[str, Engine]) -> PlannerDe
             preference[acc] = listed
     fp_reader = Reader(p, {"format_preference": r._get("format_preference", [])}, r.where)
     return PlannerDefaults(
-        default_max_model_len=r.integer("default_max_model_len", minimum=1),
+        default_max_model_len=r.integer("default_max_model_len", minimum=1, maximum=1 << 30),
         gpu_memory_utilization=r.number("gpu_memory_utilization", low=0.05, high=1.0),
         cpu_memory_utilization=r.number("cpu_memory_utilization", low=0.05, high=1.0),
-        overhead_gib=r.number("overhead_gib", low=0.0),
-        max_num_batched_tokens=r.integer("max_num_batched_tokens", minimum=1),
+        overhead_gib=r.number("overhead_gib", low=0.0, high=1024.0),
+        max_num_batched_tokens=r.integer("max_num_batched_tokens", minimum=1, maximum=1 << 30),
         preference=preference,
         format_preference=tuple(
             sorted(fp_reader.enums("format_preference", Format), key=lambda f: _order(fp_reader, f))
@@ -341,17 +343,7 @@ def _order(reader: Reader, fmt: Format) -> int:
 
 def parse_matrix(text: str, path: Path) -> Matrix:
     """Validate ``text`` (the content of ``path``) into a :class:`Matrix`."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        match = re.search(r"line (\d+)", str(error))
-        # "at end of document" carries no line: that is the last one
-        line = match.group(1) if match else str(max(1, len(text.splitlines())))
-        raise ConfigError(
-            f"{path} is not valid TOML",
-            problems=[f"{path.name}:{line} {error}"],
-            hint="check quoting and brackets on that line",
-        ) from None
+    data = parse_toml(text, path)
     problems = Problems(path, LineIndex(text))
     root = Reader(problems, data, ())
     schema = root.integer("schema_version")
@@ -370,7 +362,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         ("gpus",),
         lambda n, r: GpuSpec(
             name=n,
-            memory_gib=r.number("memory_gib", low=1.0),
+            memory_gib=r.number("memory_gib", low=1.0, high=16384.0),
             compute_capability=r.version("compute_capability", required=True) or Version("0"),
             aliases=r.strs("aliases"),
             evidence=r.text("evidence"),
@@ -382,7 +374,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         ("dtypes",),
         lambda n, r: DtypeRule(
             name=n,
-            bytes=r.number("bytes", low=0.125),
+            bytes=r.number("bytes", low=0.125, high=64.0),
             min_compute_capability=r.version("min_compute_capability"),
             fallback=r.text("fallback", None),
             reason=r.text("reason", ""),
@@ -491,7 +483,7 @@ def load_matrix(path: Path | None = None, environ: Mapping[str, str] | None = No
 
     path = Path(path) if path is not None else paths.default_matrix()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode(path, path.read_bytes())
     except FileNotFoundError:
         raise ConfigError(
             f"matrix file {path} does not exist", hint="pass --matrix PATH or set ENVMAN_MATRIX"

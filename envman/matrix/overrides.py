@@ -21,11 +21,11 @@ LLAMA_CPP_PYTHON).
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from typing import Any
 
 from envman.errors import ConfigError
+from envman.matrix.reader import read_toml
 from envman.matrix.schema import Engine, Matrix, Variant
 
 FIELDS = ("index_url", "extra_index_urls", "find_links")
@@ -42,10 +42,7 @@ def _config_indexes(matrix: Matrix) -> Mapping[str, Any]:
     path = paths.config_file()
     if not path.is_file():
         return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    data = read_toml(path)
     indexes = data.get("indexes", {})
     if not isinstance(indexes, dict):
         raise ConfigError(f"{path}: [indexes] must be a table of 'engine.variant' tables")

@@ -7,7 +7,9 @@ in :class:`Problems` with its key path (and so its line), instead of stopping at
 from __future__ import annotations
 
 import enum
+import math
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +23,72 @@ from envman.matrix.lines import Path as KeyPath
 
 E = TypeVar("E", bound=enum.Enum)
 MISSING = object()
+# An integer field with no range of its own stays below this: no 64-bit count is meaningful.
+MAX_INTEGER = 2**31 - 1
+# A name that becomes a folder or file name (models/<model>, envs/<engine>-…-<variant>-…).
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+# A hub repo id: owner/name (or name), each part as the hub allows, no '..' or '--', ≤ 96 characters.
+_REPO_PART = _NAME
+
+
+def decode(path: Path, raw: bytes) -> str:
+    """``raw`` as UTF-8, or a ConfigError naming ``file:line`` of the first byte that is not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path} is not UTF-8 text",
+            problems=[f"{path.name}:{line}: byte 0x{raw[error.start]:02x} is not UTF-8 (the file must be UTF-8)"],
+            hint="save the file as UTF-8",
+        ) from None
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """``text`` (the content of ``path``) as TOML, or a ConfigError naming ``file:line``."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"line (\d+)", str(error))
+        # "at end of document" carries no line: that is the last one
+        line = match.group(1) if match else str(max(1, len(text.splitlines())))
+        raise ConfigError(
+            f"{path} is not valid TOML",
+            problems=[f"{path.name}:{line} {error}"],
+            hint="check quoting and brackets on that line",
+        ) from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read and parse a TOML file; unreadable, not UTF-8 or not TOML is a ConfigError (exit 2)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+    return parse_toml(decode(path, raw), path)
+
+
+def is_name(text: str) -> bool:
+    """A name that is safe as one folder name: letters, digits, '.', '_', '-', no '..'."""
+    return bool(_NAME.fullmatch(text)) and ".." not in text
+
+
+def is_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return (
+        len(text) <= 96
+        and 1 <= len(parts) <= 2
+        and all(_REPO_PART.fullmatch(part) for part in parts)
+        and ".." not in text
+        and "--" not in text
+    )
+
+
+def is_relative_file(text: str) -> bool:
+    """A path inside a repository or folder: relative, POSIX, no '..', '.', '~' or empty parts."""
+    if not text or "\\" in text or "\0" in text or text.startswith(("/", "~")):
+        return False
+    return all(part not in ("", ".", "..") for part in text.split("/"))
 
 
 class Problems:
@@ -87,26 +155,48 @@ class Reader:
             return default
         return value if self._type(key, value, bool, "true or false") else default
 
-    def integer(self, key: str, default: Any = MISSING, minimum: int = 0) -> int:
+    def integer(self, key: str, default: Any = MISSING, minimum: int = 0, maximum: int = MAX_INTEGER) -> int:
         value = self._get(key, default)
         if value is MISSING:
             return int(default) if default is not MISSING else 0
         if not self._type(key, value, int, "an integer"):
             return 0
-        if value < minimum:
-            self.p.add(self.where + (key,), f"must be at least {minimum}, got {value}")
+        if not minimum <= value <= maximum:
+            self.p.add(self.where + (key,), f"must be between {minimum} and {maximum}, got {value}")
+            return minimum
         return int(value)
 
-    def number(self, key: str, default: Any = MISSING, low: float = 0.0, high: float | None = None) -> float:
+    def number(self, key: str, default: Any = MISSING, low: float = 0.0, high: float = 1e9) -> float:
         value = self._get(key, default)
         if value is MISSING:
             return float(default) if default is not MISSING else 0.0
         if not self._type(key, value, (int, float), "a number"):
             return 0.0
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            self.p.add(self.where + (key,), f"must be {bound}, got {value}")
+        if not math.isfinite(value):  # TOML has nan and inf; a plan computed from them is nonsense
+            self.p.add(self.where + (key,), f"must be a finite number, got {value}")
+            return low
+        if not low <= value <= high:
+            self.p.add(self.where + (key,), f"must be between {low} and {float(high)}, got {value}")
+            return low
         return float(value)
+
+    def name(self, name: str) -> str:
+        """A table key that becomes part of a path (a model, an engine, a variant)."""
+        if not is_name(name):
+            self.p.add(self.where, f"{name!r} is not a name (letters, digits, '.', '_', '-'; no '/' or '..')")
+        return name
+
+    def repo(self, key: str) -> str:
+        value = self.text(key)
+        if value and not is_repo_id(value):
+            self.p.add(self.where + (key,), f"{value!r} is not a hub repo id (owner/name)")
+        return str(value)
+
+    def relative_file(self, key: str) -> str | None:
+        value = self.text(key, None)
+        if value is not None and not is_relative_file(value):
+            self.p.add(self.where + (key,), f"{value!r} is not a relative path inside the repository")
+        return None if value is None else str(value)
 
     def strs(self, key: str, default: tuple[str, ...] | None = ()) -> tuple[str, ...]:
         value = self._get(key, MISSING if default is None else default)

@@ -192,6 +192,9 @@ class Artifact:
     dtype: str | None = None  # for pytorch: the stored dtype
     producer: str | None = None  # tool that made it, when it matters (lmdeploy)
     local_only: bool = False  # produced locally, not on the hub
+    revision: str | None = None  # hub commit the metadata was read at (pinned for the download)
+    size_bytes: int | None = None  # bytes of the files an engine loads, when read from the files themselves
+    mmproj: str | None = None  # GGUF: the vision projector file beside the weights
 
     @property
     def label(self) -> str:
@@ -220,6 +223,13 @@ class Model:
     smoke: bool = False  # a tiny random-weight model envman synthesizes
     evidence: str = ""
     aliases: tuple[str, ...] = ()
+    # Read from a model's own metadata (envman.models); the catalog leaves them at "not known".
+    sliding_window: int | None = None  # tokens a sliding-window layer keeps
+    sliding_layers: int = 0  # how many of the layers keep only their window
+    kv_lora_rank: int | None = None  # MLA (DeepSeek V2/V3): the latent each layer caches per token
+    qk_rope_head_dim: int = 0  # MLA: the rotary part of the key, cached beside the latent
+    num_experts: int = 0  # MoE: routed experts per MoE layer (0: dense)
+    experts_per_token: int = 0
 
     @property
     def formats(self) -> tuple[Format, ...]:

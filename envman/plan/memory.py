@@ -1,8 +1,18 @@
 """Memory estimates: weights + KV cache + overhead, against what a device offers.
 
-Deliberately simple and conservative: the KV cache is sized for every layer at full
-attention (sliding-window layers are not discounted), MoE models load all experts,
-and quantized formats keep the embeddings in 16 bits (GGUF quantizes them too).
+Weights: the bytes of the files when they were read (a GGUF, a quantized checkpoint), else
+parameters x bytes per weight; quantized formats other than GGUF keep the embeddings in 16
+bits. MoE models load every expert: the total parameter count, never the active one (that
+only sets the compute per token).
+
+KV cache, exact where the model's metadata says how its layers attend:
+- full attention: K and V of every token, for every layer and KV head;
+- sliding-window layers (Gemma 2: every other layer; Gemma 3: 5 of every 6; any config with
+  ``layer_types``) keep at most their window;
+- MLA (DeepSeek V2/V3) caches one compressed latent (``kv_lora_rank``) plus the rotary key
+  part (``qk_rope_head_dim``) per layer and token, not per head; engines without MLA
+  kernels expand it, so this is the MLA engines' number.
+A model without those facts (the catalog's entries) is sized at full attention on every layer.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ def weight_bytes(model: Model, artifact: Artifact, dtype_bytes: float, matrix: M
     params = model.params_b * 1e9
     if artifact.format is Format.PYTORCH:
         return int(params * dtype_bytes)
+    if artifact.size_bytes is not None:
+        return artifact.size_bytes  # stored quantized: what is loaded is what is on disk
     spec = matrix.quant_spec(artifact.format, artifact.quantization)
     bits = spec.bits_per_weight if spec else 16.0
     if artifact.format is Format.GGUF:
@@ -28,8 +40,13 @@ def weight_bytes(model: Model, artifact: Artifact, dtype_bytes: float, matrix: M
 
 
 def kv_cache_bytes(model: Model, tokens: int) -> int:
-    """Keys and values for ``tokens`` tokens over every layer."""
-    return 2 * model.layers * model.kv_heads * model.head_dim * KV_BYTES * tokens
+    """Keys and values (or MLA latents) for ``tokens`` tokens over every layer."""
+    if model.kv_lora_rank is not None:
+        return model.layers * (model.kv_lora_rank + model.qk_rope_head_dim) * KV_BYTES * tokens
+    per_token = 2 * model.kv_heads * model.head_dim * KV_BYTES
+    sliding = min(model.sliding_layers, model.layers) if model.sliding_window else 0
+    windowed = min(tokens, model.sliding_window or tokens)
+    return per_token * ((model.layers - sliding) * tokens + sliding * windowed)
 
 
 @dataclass(frozen=True)

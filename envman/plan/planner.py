@@ -10,13 +10,12 @@ size that fits. The first viable engine wins; every other one is reported with w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from packaging.version import InvalidVersion, Version
 
 from envman.errors import TargetError, UsageError
-from envman.hardware.host import GIB, Host
+from envman.hardware.host import Host
 from envman.matrix.catalog import check_engine, resolve_model
 from envman.matrix.schema import (
     Accelerator,
@@ -28,44 +27,11 @@ from envman.matrix.schema import (
     Support,
     Variant,
 )
-from envman.plan.memory import MemoryEstimate, kv_cache_bytes, weight_bytes
+from envman.plan.dtype import choose_dtype
+from envman.plan.fit import TP_SIZES, Fit, fit
+from envman.plan.request import PlanRequest, parse_format
 from envman.plan.result import Plan, Rejection
-
-TP_SIZES = (1, 2, 4, 8, 16)
-FALLBACK_CONTEXTS = (8192, 4096, 2048)
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    model: str
-    engine: str | None = None
-    version: str | None = None
-    format: str | None = None  # "gguf" or "gguf:Q4_K_M"
-    max_model_len: int | None = None
-    tensor_parallel_size: int | None = None
-    memory_utilization: float | None = None
-    trust_remote_code: bool = False
-    force: bool = False
-    host_address: str = "127.0.0.1"
-    port: int = 8000
-    served_model_name: str | None = None
-    model_path: str | None = None
-    api_key: str | None = None
-    extra_args: tuple[str, ...] = ()
-
-
-def _parse_format(text: str | None) -> tuple[Format | None, str | None]:
-    if not text:
-        return None, None
-    fmt_text, _, quant = text.partition(":")
-    try:
-        fmt = Format(fmt_text.lower())
-    except ValueError:
-        raise UsageError(
-            f"unknown format {fmt_text!r}",
-            hint=f"formats: {', '.join(f.value for f in Format)} (GGUF with a quantization: gguf:Q4_K_M)",
-        ) from None
-    return fmt, quant or None
+from envman.plan.versions import candidate_versions, usable_variants
 
 
 def _matches(artifact: Artifact, fmt: Format, quant: str | None) -> bool:
@@ -90,7 +56,10 @@ class Planner:
     # -- the entry point ---------------------------------------------------------
 
     def plan(self, request: PlanRequest) -> Plan:
-        model, repo = resolve_model(self.matrix, request.model)
+        if isinstance(request.model, Model):
+            model, repo = request.model, request.weights_repo
+        else:
+            model, repo = resolve_model(self.matrix, request.model)
         self._repo = repo
         self._version_notes: dict[tuple[str, Version], str] = {}
         if request.engine:
@@ -102,7 +71,7 @@ class Planner:
                 Version(request.version)
             except InvalidVersion:
                 raise UsageError(f"{request.version!r} is not a version", hint="e.g. --version 0.8.5") from None
-        fmt, quant = _parse_format(request.format)
+        fmt, quant = parse_format(request.format)
         if fmt is not None and not any(_matches(a, fmt, quant) for a in model.artifacts):
             offered = ", ".join(a.label for a in model.artifacts)
             raise UsageError(f"{model.name} has no {request.format} weights", hint=f"it comes as: {offered}")
@@ -180,12 +149,14 @@ class Planner:
         if support is None or (support.min_version is None and not request.force):
             reject(f"{engine.name} has no recorded support for the {model.family} family in matrix.toml")
             return None
-        variants = self._usable_variants(engine, reject)
+        variants = usable_variants(engine, self.host, reject)
         if not variants:
             return None
         soft_candidates: list[tuple[_Candidate, list[str]]] = []
         for variant in variants:
-            for version, version_soft in self._versions(engine, support, variant, request, reject):
+            for version, version_soft in candidate_versions(
+                engine, support, variant, request, self.host, reject, self._version_notes
+            ):
                 found = self._examine_artifacts(engine, support, variant, version, model, request, rejected)
                 if found is None:
                     continue
@@ -211,120 +182,6 @@ class Planner:
             return best
         return None
 
-    def _usable_variants(self, engine: Engine, reject: object) -> list[Variant]:
-        host = self.host
-        usable = []
-        for variant in engine.variants.values():
-            why = None
-            if variant.accelerator is not host.accelerator:
-                why = (
-                    f"{variant.accelerator.value} build; the target is a {host.accelerator.value} host "
-                    f"({host.describe()})"
-                )
-            elif host.os not in variant.os:
-                why = f"no {host.os} build (builds for {', '.join(variant.os)})"
-            elif host.arch not in variant.arch:
-                why = f"no {host.arch} build (builds for {', '.join(variant.arch)})"
-            elif (
-                variant.min_compute_capability is not None
-                and host.min_compute_capability is not None
-                and host.min_compute_capability < variant.min_compute_capability
-            ):
-                why = (
-                    f"needs compute capability {variant.min_compute_capability}; "
-                    f"{host.gpus[0].name} has {host.min_compute_capability}"
-                )
-            if why is None:
-                usable.append(variant)
-            else:
-                reject(f"variant {variant.name}: {why}", None, variant.name)  # type: ignore[operator]
-        return usable
-
-    def _versions(
-        self, engine: Engine, support: Support, variant: Variant, request: PlanRequest, reject: object
-    ) -> Iterator[tuple[Version, list[str]]]:
-        floor = support.min_version
-        if request.version:
-            version = Version(request.version)
-            if variant.versions and version not in variant.versions:
-                reject(  # type: ignore[operator]
-                    f"{variant.package} has no release {version} (it exists for {variant.versions})",
-                    str(version),
-                    variant.name,
-                )
-                return
-            limit = self._limit(variant, version)
-            if limit:
-                reject(limit, str(version), variant.name)  # type: ignore[operator]
-                return
-            soft: list[str] = []
-            if floor is None:
-                soft.append(f"{engine.name} has no release known to support {support.family}")
-            elif version < floor:
-                soft.append(
-                    f"{engine.name} {version} cannot run {support.family}: the architecture was added in "
-                    f"{engine.name} {floor} ({support.evidence}). Use {engine.name}>={floor}"
-                    + (f" (known good: {support.known_good[-1]})" if support.known_good else "")
-                )
-            yield version, soft
-            return
-        candidates = [(v, "") for v in reversed(support.known_good)]
-        if not candidates and floor is not None:
-            note = (
-                f"known good for {engine.name} ({engine.known_good_evidence}), "
-                f"not yet smoke-tested with {support.family}"
-            )
-            candidates = [(v, note) for v in reversed(engine.known_good) if v >= floor]
-        candidates = [(v, n) for v, n in candidates if not variant.versions or v in variant.versions]
-        if not candidates:
-            reject(  # type: ignore[operator]
-                f"no known-good {engine.name} version for {support.family} ({variant.name}) in matrix.toml; "
-                f"pass --version V (floor {floor})",
-                None,
-                variant.name,
-            )
-            return
-        tried: set[Version] = set()
-        for version, note in candidates:
-            limit = self._limit(variant, version)
-            if limit:
-                reject(limit, str(version), variant.name)  # type: ignore[operator]
-                older = self._before_limit(variant, version, floor)
-                if older is None or older in tried:
-                    continue
-                version, note = (
-                    older,
-                    (
-                        f"{engine.name} {older}: the newest release built for "
-                        f"{self.host.gpus[0].name} (compute capability {self.host.min_compute_capability}); "
-                        "not yet smoke-tested"
-                    ),
-                )
-            tried.add(version)
-            if note:
-                self._version_notes[(engine.name, version)] = note
-            yield version, []
-
-    def _before_limit(self, variant: Variant, version: Version, floor: Version | None) -> Version | None:
-        """The last release before the hardware limit that blocks ``version``, if it is usable."""
-        for limit in variant.limits:
-            last = limit.last_version
-            usable = last is not None and (floor is None or last >= floor) and self._limit(variant, last) is None
-            if version in limit.versions and usable:
-                return last
-        return None
-
-    def _limit(self, variant: Variant, version: Version) -> str | None:
-        """Why this release of the variant cannot run on the host's GPUs, if it cannot."""
-        cc = self.host.min_compute_capability
-        for limit in variant.limits:
-            if cc is not None and version in limit.versions and cc < limit.min_compute_capability:
-                return (
-                    f"needs compute capability {limit.min_compute_capability}, "
-                    f"{self.host.gpus[0].name} has {cc}: {limit.reason}"
-                )
-        return None
-
     # -- artifacts, dtype, memory ---------------------------------------------------
 
     def _examine_artifacts(
@@ -337,7 +194,7 @@ class Planner:
         request: PlanRequest,
         rejected: list[Rejection],
     ) -> _Candidate | None:
-        want_fmt, want_quant = _parse_format(request.format)
+        want_fmt, want_quant = parse_format(request.format)
         prefs = self.matrix.planner.format_preference
         artifacts = sorted(model.artifacts, key=lambda a: prefs.index(a.format) if a.format in prefs else len(prefs))
         soft_fallback: _Candidate | None = None
@@ -390,16 +247,20 @@ class Planner:
                     f"{self.host.gpus[0].name} has {host_cc} ({spec.note})"
                 )
                 continue
-            dtype, dtype_notes = self._dtype(artifact)
-            candidate = self._fit(engine, support, variant, version, model, artifact, dtype, request)
-            if isinstance(candidate, str):
-                soft.append(candidate)
-                reject(candidate, soft=True)
+            dtype, dtype_notes = choose_dtype(self.matrix, self.host, artifact)
+            fitted = fit(self.matrix, self.host, engine, model, artifact, dtype, request)
+            if isinstance(fitted, str):
+                soft.append(fitted)
+                reject(fitted, soft=True)
                 if soft_fallback is None and request.force:
-                    forced_plan = self._fit(engine, support, variant, version, model, artifact, dtype, request, True)
-                    assert not isinstance(forced_plan, str)
+                    forced_fit = fit(self.matrix, self.host, engine, model, artifact, dtype, request, True)
+                    assert not isinstance(forced_fit, str)
+                    forced_plan = self._make_plan(
+                        engine, support, variant, version, model, artifact, dtype, forced_fit, request
+                    )
                     soft_fallback = _Candidate(forced_plan, soft)
                 continue
+            candidate = self._make_plan(engine, support, variant, version, model, artifact, dtype, fitted, request)
             notes = list(candidate.notes)
             notes[1:1] = dtype_notes
             plan = Plan(**{**candidate.__dict__, "notes": tuple(notes)})
@@ -410,115 +271,6 @@ class Planner:
                 soft_fallback = result
         return soft_fallback
 
-    def _dtype(self, artifact: Artifact) -> tuple[str | None, list[str]]:
-        if artifact.format in (Format.GGUF, Format.MLX):
-            return None, []
-        want = "float16" if artifact.format in (Format.AWQ, Format.GPTQ) else (artifact.dtype or "bfloat16")
-        rule = self.matrix.dtypes.get(want)
-        host = self.host
-        if rule is None:
-            return want, []
-        cc = host.min_compute_capability
-        if (
-            host.accelerator is Accelerator.CUDA
-            and rule.min_compute_capability
-            and cc is not None
-            and cc < rule.min_compute_capability
-            and rule.fallback
-        ):
-            return rule.fallback, [
-                f"dtype {rule.fallback}: {want} needs compute capability {rule.min_compute_capability}, "
-                f"{host.gpus[0].name} has {cc}"
-            ]
-        if host.accelerator is Accelerator.CPU and rule.cpu_flag and rule.cpu_flag not in host.cpu.flags:
-            return "float32", [f"dtype float32: this CPU lacks {rule.cpu_flag}, so {want} would be emulated"]
-        return want, [f"dtype {want}"]
-
-    def _fit(
-        self,
-        engine: Engine,
-        support: Support,
-        variant: Variant,
-        version: Version,
-        model: Model,
-        artifact: Artifact,
-        dtype: str | None,
-        request: PlanRequest,
-        force: bool = False,
-    ) -> Plan | str:
-        """The plan with the longest planned context and smallest TP that fits, or why none does."""
-        host = self.host
-        planner = self.matrix.planner
-        rule = self.matrix.dtypes.get(dtype) if dtype else None
-        dtype_bytes = rule.bytes if rule else 2.0
-        weights = weight_bytes(model, artifact, dtype_bytes, self.matrix)
-        overhead = int(planner.overhead_gib * GIB)
-        base = min(planner.default_max_model_len, model.max_context)
-        if request.max_model_len:
-            contexts = [request.max_model_len]
-        else:
-            contexts = [base] + [c for c in FALLBACK_CONTEXTS if c < base]
-        if host.accelerator is Accelerator.CUDA:
-            utilization = request.memory_utilization or planner.gpu_memory_utilization
-            gpu_count = len(host.gpus)
-            label = host.gpus[0].name
-            per_device = host.gpu_memory_bytes
-            if engine.tensor_parallel:
-                if request.tensor_parallel_size:  # checked against heads and GPUs in plan()
-                    sizes = [request.tensor_parallel_size]
-                else:
-                    sizes = [n for n in TP_SIZES if n <= gpu_count and model.attention_heads % n == 0]
-                layouts = [(n, n, per_device) for n in sizes]  # (tp, devices, bytes per device)
-            else:
-                # llama.cpp and transformers split layers over every GPU (no tensor parallelism).
-                layouts = [(1, gpu_count, per_device)]
-        else:
-            utilization = request.memory_utilization or planner.cpu_memory_utilization
-            label = "CPU RAM"
-            layouts = [(1, 1, host.cpu.memory_total_bytes)]
-        last: MemoryEstimate | None = None
-        for tokens in contexts:
-            for tp, devices, device_bytes in layouts:
-                estimate = MemoryEstimate(
-                    weights_bytes=weights,
-                    kv_cache_bytes=kv_cache_bytes(model, tokens),
-                    overhead_bytes=overhead,
-                    devices=devices,
-                    device_label=label,
-                    available_bytes=int(device_bytes * utilization),
-                    utilization=utilization,
-                    max_model_len=tokens,
-                )
-                if last is None or (tokens == contexts[0]):
-                    last = estimate
-                if estimate.fits:
-                    return self._make_plan(
-                        engine, support, variant, version, model, artifact, dtype, tp, estimate, request, contexts[0]
-                    )
-        assert last is not None
-        if force:
-            tp, devices, _ = layouts[-1]
-            return self._make_plan(
-                engine, support, variant, version, model, artifact, dtype, tp, last, request, contexts[0]
-            )
-        return f"does not fit: {last.explain()}" + self._more_gpus_hint(model, weights, overhead, contexts[0], layouts)
-
-    def _more_gpus_hint(
-        self, model: Model, weights: int, overhead: int, tokens: int, layouts: list[tuple[int, int, int]]
-    ) -> str:
-        if self.host.accelerator is not Accelerator.CUDA or not layouts:
-            return ""
-        tp_engine = len(layouts) > 1 or layouts[0][0] > 1 or len(self.host.gpus) == 1
-        per_device = self.host.gpu_memory_bytes * (self.matrix.planner.gpu_memory_utilization)
-        for n in TP_SIZES:
-            if n <= len(self.host.gpus) or model.attention_heads % n:
-                continue
-            need = (weights + kv_cache_bytes(model, tokens)) / n + overhead
-            if need <= per_device:
-                what = f"tensor_parallel_size {n}" if tp_engine else f"{n} GPUs"
-                return f"; {n}x {self.host.gpus[0].name} would fit ({what})"
-        return ""
-
     def _make_plan(
         self,
         engine: Engine,
@@ -528,13 +280,10 @@ class Planner:
         model: Model,
         artifact: Artifact,
         dtype: str | None,
-        tp: int,
-        estimate: MemoryEstimate,
+        fitted: Fit,
         request: PlanRequest,
-        wanted_context: int,
     ) -> Plan:
-        from envman.engines import LaunchSpec, adapter_for
-
+        tp, estimate, wanted_context = fitted.tensor_parallel_size, fitted.estimate, fitted.wanted_context
         planner = self.matrix.planner
         env: dict[str, str] = {}
         args: list[str] = []
@@ -546,7 +295,6 @@ class Planner:
                 notes.append(f"{' '.join(rule.args) or rule.env}: {rule.reason}")
         env.update(support.env)
         args.extend(support.args)
-        args.extend(request.extra_args)
         if version in support.known_good:
             why_version = "known good for " + model.family
         elif request.version:
@@ -572,29 +320,6 @@ class Planner:
             # vLLM's CPU build reads --gpu-memory-utilization as a share of RAM; ask for what is needed.
             need = estimate.per_device_bytes / max(1, self.host.cpu.memory_total_bytes)
             utilization = round(min(estimate.utilization, max(0.3, need + 0.05)), 2)
-        served = request.served_model_name or model.name
-        model_path = request.model_path or (
-            f"{artifact.repo}/{artifact.file}" if artifact.format is Format.GGUF and artifact.file else artifact.repo
-        )
-        launch = adapter_for(engine.name).launch(
-            LaunchSpec(
-                model_path=model_path,
-                served_model_name=served,
-                host=request.host_address,
-                port=request.port,
-                accelerator=self.host.accelerator,
-                dtype=dtype,
-                tensor_parallel_size=tp,
-                max_model_len=estimate.max_model_len,
-                memory_utilization=utilization,
-                max_num_batched_tokens=planner.max_num_batched_tokens,
-                kv_cache_gib=estimate.kv_cache_bytes / GIB,
-                trust_remote_code=request.trust_remote_code,
-                api_key=request.api_key,
-                extra_args=tuple(args),
-                env=env,
-            )
-        )
         integrations = tuple(
             {"tool": i.tool, "versions": str(i.versions), "env": dict(i.env), "reason": i.reason}
             for i in self.matrix.integrations
@@ -608,13 +333,6 @@ class Planner:
         elif tp > 1 and not request.tensor_parallel_size:
             notes.append(f"tensor_parallel_size {tp}: the smallest split that fits")
         notes.append(f"memory: {estimate.explain()}")
-        # a server bound to every interface is reached locally through the IPv4 loopback
-        # (not "localhost", which may resolve to ::1 first)
-        host_text = request.host_address
-        if host_text in ("0.0.0.0", "localhost"):  # noqa: S104 (a comparison, not a bind)
-            host_text = "127.0.0.1"
-        elif ":" in host_text:
-            host_text = f"[{host_text}]"
         return Plan(
             model=model,
             engine=engine.name,
@@ -627,11 +345,10 @@ class Planner:
             memory_utilization=utilization,
             memory=estimate,
             host=self.host,
-            env=launch.env,
-            command=launch.argv,
-            ready_path=launch.ready_path,
-            url=f"http://{host_text}:{request.port}/v1",
-            served_model_name=served,
+            max_num_batched_tokens=planner.max_num_batched_tokens,
+            trust_remote_code=request.trust_remote_code,
+            engine_args=tuple(args),
+            engine_env=env,
             notes=tuple(notes),
             warnings=tuple(warnings),
             integrations=integrations,

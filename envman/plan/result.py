@@ -1,4 +1,8 @@
-"""What the planner decides: one combination, with its reasons and rejections."""
+"""What the planner decides: one combination, with its reasons and rejections.
+
+A plan is a decision only: it holds no weights path, bind address, port or key. The launch
+step (:mod:`envman.engines.launch`) turns a plan plus those bindings into argv and env.
+"""
 
 from __future__ import annotations
 
@@ -45,11 +49,10 @@ class Plan:
     memory_utilization: float
     memory: MemoryEstimate
     host: Host
-    env: Mapping[str, str]
-    command: tuple[str, ...]
-    ready_path: str
-    url: str
-    served_model_name: str
+    max_num_batched_tokens: int
+    trust_remote_code: bool = False
+    engine_args: tuple[str, ...] = ()  # from the matrix's rules for this version and format, and the family's
+    engine_env: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     rejected: tuple[Rejection, ...] = ()
@@ -82,10 +85,8 @@ class Plan:
             },
             "hardware": self.host.source if self.host.source != "detected" else "detected: " + self.host.describe(),
             "memory": self.memory.to_json(),
-            "served_model_name": self.served_model_name,
-            "url": self.url,
-            "env": dict(self.env),
-            "command": list(self.command),
+            "engine_args": list(self.engine_args),
+            "engine_env": dict(self.engine_env),
             "notes": list(self.notes),
             "warnings": list(self.warnings),
             "forced": list(self.forced),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import tomlkit
@@ -11,6 +9,7 @@ from tomlkit.container import Container
 from tomlkit.items import InlineTable, Table
 
 from envman.errors import ConfigError
+from envman.files import atomic_write
 from envman.probe.floor import ProbeResult
 
 _Section = Container | Table | InlineTable
@@ -60,11 +59,4 @@ def _section(parent: _Section, key: str, matrix: Path, where: str, create: bool 
 
 
 def _replace(path: Path, text: str) -> None:
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as sink:
-            sink.write(text)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
+    atomic_write(path, text)  # keeps matrix.toml's mode; mkstemp alone made it 0600

@@ -16,6 +16,7 @@ from typing import Any
 
 from envman import __version__, paths
 from envman.build.environments import Environment
+from envman.engines.base import Launch
 from envman.files import atomic_write
 from envman.hardware.host import Host
 from envman.plan.result import Plan
@@ -90,11 +91,13 @@ def environment(env: Environment) -> dict[str, Any]:
 def record(
     *,
     plan: Plan,
-    env: Environment,
+    launch: Launch,
+    argv: list[str],
+    environment: dict[str, Any],
+    lock: dict[str, Any],
     passed: bool,
     timings: Timings,
-    command: list[str],
-    model_path: Path,
+    weights: str,
     answer: dict[str, Any] | None,
     diagnosis: str | None,
     findings: list[dict[str, Any]],
@@ -103,22 +106,22 @@ def record(
     log_tail: str | None,
     when: dt.datetime,
 ) -> dict[str, Any]:
-    """The evidence document (field order is the contract)."""
+    """The evidence document (field order is the contract). Secrets are masked, never recorded."""
     return {
         "schema": SCHEMA,
         "result": "passed" if passed else "failed",
         "timestamp": when.isoformat(timespec="seconds"),
         "envman_version": __version__,
         "combination": combination(plan),
-        "lock": {"digest": env.lock_digest, "lockfile": env.lockfile},
-        "environment": environment(env),
+        "lock": lock,
+        "environment": environment,
         "hardware": hardware(plan.host),
         "server": {
-            "command": command,
-            "env": dict(plan.env),
-            "served_model_name": plan.served_model_name,
+            "command": argv,
+            "env": launch.shown_env(),
+            "served_model_name": launch.served_model_name,
             "max_model_len": plan.max_model_len,
-            "weights": str(model_path),
+            "weights": weights,
         },
         "timings": timings.to_json(),
         "answer": answer,

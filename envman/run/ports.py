@@ -1,14 +1,11 @@
-"""TCP ports: is one free, and if not, who holds it (Linux: /proc/net/tcp*, /proc/*/fd)."""
+"""TCP ports: is one free, and if not, who holds it (through psutil)."""
 
 from __future__ import annotations
 
-import os
 import socket
-from pathlib import Path
 
 from envman.errors import UsageError
-
-_LISTEN = "0A"
+from envman.run import process
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -30,40 +27,14 @@ def is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def _listening_inodes(port: int) -> set[str]:
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == _LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    return inodes
-
-
 def owner(port: int) -> str | None:
     """'pid 1234 (python -m http.server 8000)' for the process listening on ``port``, if visible."""
-    inodes = _listening_inodes(port)
-    if not inodes:
+    pids = process.listening_pids(port)
+    if pids is None:
+        return "another process (not visible to this user)"
+    if not pids:
         return None
-    targets = {f"socket:[{inode}]" for inode in inodes}
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        fd_dir = Path("/proc", pid, "fd")
-        try:
-            links = {os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir)}
-        except OSError:
-            continue
-        if links & targets:
-            try:
-                argv = Path("/proc", pid, "cmdline").read_bytes().split(b"\0")
-                command = " ".join(a.decode(errors="replace") for a in argv if a)
-            except OSError:
-                command = "?"
-            return f"pid {pid} ({command[:120]})"
-    return "another process (not visible to this user)"
+    return ", ".join(process.describe(pid) for pid in sorted(pids))
 
 
 def claim(port: int, host: str) -> int:

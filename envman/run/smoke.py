@@ -1,187 +1,94 @@
-"""Smoke inference: start the planned server, ask one chat completion, stop it, keep the evidence.
+"""Smoke inference, the one loop: start a server (a process or a container), wait until it is
+ready, ask one chat completion, stop it, keep the evidence.
 
-The request is plain OpenAI chat completions over the standard library (envman itself does
-not depend on the ``openai`` package): greedy, a few tokens, with log-probabilities so the
-generated token ids are recorded where the engine reports them. A run passes when the answer
-is well formed and has at least one generated token. A failure is diagnosed from the server's
-log with the matrix's knowledge (:mod:`envman.diagnose`); an engine that dies while starting
-fails the run at once.
+A run passes when the answer is well formed and has at least one generated token (and, for a
+vision-language model with real weights, when it also answers about a picture). A failure is
+diagnosed from the server's log with the matrix's knowledge (:mod:`envman.diagnose`); a server
+that dies while starting fails the run at once. What runs the server is a :class:`Runner`:
+:class:`ProcessRunner` here, the container runner in :mod:`envman.docker.serve`; both give
+the same :class:`SmokeResult` and the same evidence record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from envman.build.environments import BuildResult, Environment
 from envman.diagnose import Finding, diagnose
-from envman.errors import TargetError
+from envman.diagnose import render as render_findings
+from envman.engines.base import Launch
+from envman.engines.launch import Bindings, launch
 from envman.hardware.host import Host
 from envman.lock.uv import Uv
 from envman.matrix.schema import Matrix, Modality
-from envman.plan.planner import Planner, PlanRequest
+from envman.plan.planner import Planner
+from envman.plan.request import PlanRequest
 from envman.plan.result import Plan
 from envman.report import NullReporter, Reporter
 from envman.run import evidence
-from envman.run.server import LOOPBACK, StartupError, command_for, free_port, serve
+from envman.run.http import MAX_TOKENS, REQUEST_TIMEOUT, Answer, RequestError, chat, image_message
+from envman.run.ports import free_port
+from envman.run.server import LOOPBACK, Server, StartupError, _Follower, command_for, start_owned, wait_ready
 
-PROMPT = "Say hello."
-MAX_TOKENS = 8
-REQUEST_TIMEOUT = 300.0  # a CPU engine's first request may compile kernels
-
-
-class RequestError(TargetError):
-    """The server answered the smoke request with an error or a malformed answer."""
+__all__ = ["Answer", "RequestError", "SmokeResult", "smoke"]
 
 
-@dataclass(frozen=True)
-class Answer:
-    text: str
-    completion_tokens: int
-    prompt_tokens: int | None
-    finish_reason: str | None
-    token_ids: tuple[int, ...] | None  # None: the engine did not report them
-    model: str | None
+class Runner(Protocol):
+    """What starts a smoke run's server, and what the evidence says it ran in."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "completion_tokens": self.completion_tokens,
-            "prompt_tokens": self.prompt_tokens,
-            "finish_reason": self.finish_reason,
-            "token_ids": list(self.token_ids) if self.token_ids is not None else None,
-            "model": self.model,
-        }
+    launch: Launch
+    weights: str
 
+    def environment(self) -> dict[str, Any]:
+        """The environment or image, for the evidence record."""
+        ...
 
-def _token_ids(choice: dict[str, Any]) -> tuple[int, ...] | None:
-    """llama.cpp reports ``id`` in each log-probability entry; vLLM can write ``token_id:N``."""
-    logprobs = choice.get("logprobs")
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if not isinstance(content, list) or not content:
-        return None
-    ids = []
-    for entry in content:
-        if not isinstance(entry, dict):
-            return None
-        if isinstance(entry.get("id"), int):
-            ids.append(entry["id"])
-            continue
-        match = re.fullmatch(r"token_id:(\d+)", str(entry.get("token", "")))
-        if match is None:
-            return None
-        ids.append(int(match.group(1)))
-    return tuple(ids)
+    def lock(self) -> dict[str, Any]: ...
+
+    def argv(self) -> list[str]:
+        """The command as it runs (the environment's interpreter, the image's command)."""
+        ...
+
+    def start(self, owned: list[Server], log_path: Path, reporter: Reporter) -> Server:
+        """Start the server and append it to ``owned`` before anything can interrupt."""
+        ...
 
 
-def parse_answer(data: Any) -> Answer:
-    """Check an OpenAI chat completion: a ``choices[0].message`` and ``usage.completion_tokens >= 1``."""
-    if not isinstance(data, dict):
-        raise RequestError(f"the answer is not a JSON object: {str(data)[:300]}")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise RequestError(f"the answer has no choices: {json.dumps(data)[:300]}")
-    choice = choices[0]
-    message = choice.get("message")
-    if not isinstance(message, dict):
-        raise RequestError(f"choices[0] has no message: {json.dumps(choice)[:300]}")
-    usage = data.get("usage")
-    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
-    if not isinstance(tokens, int) or tokens < 1:
-        raise RequestError(f"the answer reports no generated token (usage: {json.dumps(usage)})")
-    prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    text = message.get("content") or message.get("reasoning_content") or ""
-    return Answer(
-        text=str(text),
-        completion_tokens=tokens,
-        prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
-        finish_reason=choice.get("finish_reason"),
-        token_ids=_token_ids(choice),
-        model=data.get("model"),
-    )
+@dataclass
+class ProcessRunner:
+    """The server as a local process group from a built environment."""
 
+    launch: Launch
+    built: Environment
+    weights: str
 
-def tiny_png(size: int = 32) -> bytes:
-    """A small solid red PNG, made with the standard library (the image request's picture)."""
-    import struct
-    import zlib
+    def environment(self) -> dict[str, Any]:
+        return evidence.environment(self.built)
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    def lock(self) -> dict[str, Any]:
+        return {"digest": self.built.lock_digest, "lockfile": self.built.lockfile}
 
-    row = b"\x00" + b"\xff\x00\x00" * size
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * size)) + chunk(b"IEND", b"")
-    )
+    def argv(self) -> list[str]:
+        return list(command_for(self.launch, self.built.python_bin).argv)
 
-
-def image_message() -> list[dict[str, Any]]:
-    import base64
-
-    url = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
-    return [
-        {"type": "text", "text": "What colour is this picture?"},
-        {"type": "image_url", "image_url": {"url": url}},
-    ]
-
-
-def chat(
-    base_url: str,
-    model: str,
-    *,
-    api_key: str | None = None,
-    timeout: float = REQUEST_TIMEOUT,
-    content: str | list[dict[str, Any]] = PROMPT,
-) -> Answer:
-    """One greedy chat completion of a few tokens (``base_url`` is the OpenAI root, ``…/v1``)."""
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": content}],
-        "temperature": 0,
-        "max_tokens": MAX_TOKENS,
-        "logprobs": True,
-        "top_logprobs": 1,
-    }
-    headers = {"Content-Type": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    url = f"{base_url}/chat/completions"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (our own http URL)
-            raw = response.read()
-    except urllib.error.HTTPError as error:
-        detail = error.read().decode("utf-8", "replace")[:500]
-        raise RequestError(f"POST {url} answered {error.code}: {detail}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise RequestError(f"POST {url} failed: {getattr(error, 'reason', error)}") from None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise RequestError(f"the answer is not JSON: {raw[:300]!r}") from None
-    return parse_answer(data)
-
-
-def describe_findings(findings: list[Finding]) -> str | None:
-    if not findings:
-        return None
-    return "\n".join(f"{f.cause}. Fix: {f.fix} (matrix.toml {f.entry})" for f in findings)
+    def start(self, owned: list[Server], log_path: Path, reporter: Reporter) -> Server:
+        command = command_for(self.launch, self.built.python_bin)
+        started: list[Any] = []
+        try:
+            return start_owned(command, log_path, started, reporter)
+        finally:
+            owned.extend(started)
 
 
 @dataclass(frozen=True)
 class SmokeResult:
     passed: bool
     plan: Plan
-    environment: Environment
     timings: evidence.Timings
     answer: Answer | None
     diagnosis: str | None
@@ -218,8 +125,7 @@ class SmokeResult:
 def smoke(
     matrix: Matrix,
     plan: Plan,
-    environment: Environment,
-    model_path: Path,
+    runner: Runner,
     timeout: float,
     reporter: Reporter | None = None,
     *,
@@ -227,59 +133,68 @@ def smoke(
     request_timeout: float = REQUEST_TIMEOUT,
     on_line: Callable[[str], None] | None = None,
 ) -> SmokeResult:
-    """Start ``plan``'s server from ``environment``, ask one completion, stop it, write the evidence.
+    """Start ``runner``'s server, ask one completion, stop it, write the evidence.
 
-    ``timeout`` bounds start-up (until the readiness probe answers 200). Ctrl-C stops the
-    server and its process group, writes nothing and propagates.
+    ``timeout`` bounds start-up (until the readiness probe answers 200). A stop signal stops
+    the server and everything it started, writes nothing and propagates.
     """
     reporter = reporter or NullReporter()
     when = dt.datetime.now(dt.UTC)
     record_path = evidence.path_for(plan, when)
     log_path = record_path.with_suffix(".log")
-    command = command_for(plan.command, plan.env, environment.python_bin, plan.url, plan.ready_path)
     answer: Answer | None = None
     image_answer: Answer | None = None
     error: str | None = None
     ready: float | None = None
     request_seconds: float | None = None
+    needs_image = Modality.IMAGE in plan.model.modalities and not plan.model.smoke
+    served = runner.launch.served_model_name
     started = time.monotonic()
+    owned: list[Server] = []
+    follower = None
     try:
-        with (
-            reporter.status(f"starting {plan.engine} {plan.engine_version} ({plan.variant.name})"),
-            serve(command, log_path, timeout=timeout, reporter=reporter, on_line=on_line) as server,
-        ):
-            ready = server.ready_seconds
-            reporter.detail(f"asking {server.base_url}/chat/completions for {MAX_TOKENS} tokens")
-            asked = time.monotonic()
-            try:
-                answer = chat(server.base_url, plan.served_model_name, timeout=request_timeout)
-                if Modality.IMAGE in plan.model.modalities and not plan.model.smoke:
-                    # a vision-language model with real weights must also see a picture
-                    reporter.detail("asking again with an image")
-                    image_answer = chat(
-                        server.base_url, plan.served_model_name, timeout=request_timeout, content=image_message()
-                    )
-            finally:
-                request_seconds = time.monotonic() - asked
+        with reporter.status(f"starting {plan.engine} {plan.engine_version} ({plan.variant.name})"):
+            server = runner.start(owned, log_path, reporter)
+            if on_line and log_path.exists():
+                follower = _Follower(log_path, on_line)
+                follower.start()
+            ready = wait_ready(server, timeout)
+        base_url = server.url_root + "/v1"
+        reporter.detail(f"asking {base_url}/chat/completions for {MAX_TOKENS} tokens")
+        asked = time.monotonic()
+        try:
+            answer = chat(base_url, served, timeout=request_timeout)
+            if needs_image:  # a vision-language model with real weights must also see a picture
+                reporter.detail("asking again with an image")
+                image_answer = chat(base_url, served, timeout=request_timeout, content=image_message())
+        finally:
+            request_seconds = time.monotonic() - asked
     except StartupError as failure:
         error = failure.reason
     except RequestError as failure:
         error = failure.message
+    finally:
+        for running in owned:
+            running.stop()
+        if follower:
+            follower.done.set()
+            follower.join(timeout=2)
     total = time.monotonic() - started
-    needs_image = Modality.IMAGE in plan.model.modalities and not plan.model.smoke
     passed = answer is not None and (image_answer is not None or not needs_image)
     log = _read(log_path)
     findings = [] if passed else diagnose(f"{log}\n{error or ''}", matrix, engine=plan.engine, family=plan.family)
-    diagnosis = describe_findings(findings)
+    diagnosis = render_findings(findings)
     tail = None if passed else "\n".join(log.rstrip().splitlines()[-40:])
     timings = evidence.Timings(build=build_seconds, start_to_ready=ready, request=request_seconds, total=total)
     document = evidence.record(
         plan=plan,
-        env=environment,
+        launch=runner.launch,
+        argv=runner.argv(),
+        environment=runner.environment(),
+        lock=runner.lock(),
         passed=passed,
         timings=timings,
-        command=list(command.argv),
-        model_path=model_path,
+        weights=runner.weights,
         answer=(answer.to_json() | ({"image": image_answer.to_json()} if image_answer else {})) if answer else None,
         diagnosis=diagnosis,
         findings=[f.to_json() for f in findings],
@@ -289,9 +204,7 @@ def smoke(
         when=when,
     )
     evidence.write(document, record_path)
-    return SmokeResult(
-        passed, plan, environment, timings, answer, diagnosis, tuple(findings), error, log_path, tail, record_path
-    )
+    return SmokeResult(passed, plan, timings, answer, diagnosis, tuple(findings), error, log_path, tail, record_path)
 
 
 def _read(path: Path) -> str:
@@ -316,6 +229,7 @@ class Prepared:
     plan: Plan
     build: BuildResult
     model_path: Path
+    runner: ProcessRunner
 
 
 def prepare(
@@ -324,16 +238,15 @@ def prepare(
     request: PlanRequest,
     *,
     uv: Uv,
+    model_path: str | None = None,
     reporter: Reporter | None = None,
     rebuild: bool = False,
 ) -> Prepared:
-    """Plan on a free loopback port, build (or reuse) the environment, and find the weights."""
+    """Plan once, build (or reuse) the environment, find the weights, bind a free loopback port."""
     from envman.build.environments import build
 
     reporter = reporter or NullReporter()
-    request = replace(request, host_address=LOOPBACK, port=free_port())
-    planner = Planner(matrix, host)
-    plan = planner.plan(request)
+    plan = Planner(matrix, host).plan(request)
     reporter.info(
         f"{plan.model.name}: {plan.engine} {plan.engine_version} ({plan.variant.name}, {plan.artifact.label})"
     )
@@ -344,7 +257,6 @@ def prepare(
     built = build(
         matrix, plan.engine, plan.engine_version, plan.variant.name, uv=uv, rebuild=rebuild, reporter=reporter
     )
-    model_path = weights_for(plan, request.model_path, reporter)
-    if request.model_path != str(model_path):
-        plan = planner.plan(replace(request, model_path=str(model_path)))  # the same choice, with the path
-    return Prepared(plan, built, model_path)
+    weights = weights_for(plan, model_path, reporter)
+    bound = launch(plan, Bindings(weights=str(weights), host=LOOPBACK, port=free_port()))
+    return Prepared(plan, built, weights, ProcessRunner(bound, built.environment, str(weights)))

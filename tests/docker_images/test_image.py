@@ -5,12 +5,16 @@ from __future__ import annotations
 import pytest
 from packaging.version import Version
 
-from envman.docker import container, image
+from envman.docker import container, image, serve
 from envman.docker import dockerfile as df
+from envman.engines.base import Launch
 from envman.errors import PrerequisiteError
 from envman.matrix.combinations import Combination
 from envman.matrix.schema import Format, Matrix
 from envman.report import RecordingReporter
+from envman.run import http
+from envman.run.ports import free_port
+from envman.run.server import Server, wait_ready
 from tests.docker_images.conftest import CA_BUNDLE, REPO, Cli
 
 XLLAMACPP = Combination("xllamacpp", Version("2026.10.11549"), "cpu")
@@ -41,19 +45,21 @@ def test_xllamacpp_image_builds_serves_and_reuses_its_dependency_layer(docker_da
 
     model = real_matrix.models["smoke-gemma3"]
     weights = synthesize(model, Format.GGUF)
-    result = container.smoke(
-        built.tag,
-        served_model_name="smoke-gemma3",
-        mounts={str(weights): f"/models/{weights.name}"},
-        wait_healthy=True,
-        timeout=300,
-        matrix=real_matrix,
-        engine="xllamacpp",
-    )
-    assert result.healthy_seconds is not None  # Docker's HEALTHCHECK (python + urllib in the image) passed
-    assert result.response["object"] == "chat.completion"
-    assert result.response["choices"][0]["message"]["role"] == "assistant"
-    assert result.reply
+    own_cmd = Launch((), {}, "/health", served_model_name="smoke-gemma3")  # the image's own CMD
+    owned: list[Server] = []
+    try:
+        server = serve.start(
+            built.tag, own_cmd, name="envman-test-own-cmd", host="127.0.0.1", port=free_port(),
+            mounts={str(weights): f"/models/{weights.name}"}, gpus=False, owned=owned,
+        )  # fmt: skip
+        wait_ready(server, 300)
+        assert container.wait_healthy(server.container, 300) >= 0  # Docker's HEALTHCHECK (python + urllib) passed
+        answer = http.chat(server.url_root + "/v1", "smoke-gemma3")
+        assert answer.completion_tokens >= 1
+    finally:
+        for running in owned:
+            running.stop()
+    assert container.find("envman-test-own-cmd") is None
 
     # Only a launch argument changes: every step up to and including the dependency layer is reused.
     target = df.target_for(real_matrix, XLLAMACPP, lock_dir=REPO / "lockfiles", extra_args=("--n-gpu-layers", "0"))

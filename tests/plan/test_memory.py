@@ -111,3 +111,43 @@ def test_to_json() -> None:
         "utilization": 0.9,
         "fits": True,
     }
+
+
+# Exact KV caches where the architecture says how its layers attend (shapes read by envman.models).
+
+
+def test_gemma3_sliding_layers_keep_only_their_window(gemma: Model) -> None:
+    # Gemma 3 27B: 62 layers, 5 of every 6 slide (62 - 62 // 6 = 52) with a 1024-token window.
+    sliding = dataclasses.replace(gemma, sliding_window=1024, sliding_layers=52)
+    per_layer_token = KV_BYTES_PER_TOKEN // 62  # 8192
+    assert kv_cache_bytes(sliding, 16_384) == per_layer_token * (10 * 16_384 + 52 * 1_024) == 1_778_384_896
+    assert kv_cache_bytes(sliding, 1_000) == kv_cache_bytes(gemma, 1_000)  # within the window: all layers alike
+    assert kv_cache_bytes(sliding, 16_384) < kv_cache_bytes(gemma, 16_384) / 4
+
+
+def test_gemma2_every_other_layer_slides(gemma: Model) -> None:
+    # Gemma 2 9B: 42 layers, 8 KV heads of 256, window 4096; layers 0, 2, 4 … slide.
+    g2 = dataclasses.replace(gemma, layers=42, kv_heads=8, head_dim=256, sliding_window=4096, sliding_layers=21)
+    per_layer_token = 2 * 8 * 256 * 2
+    assert kv_cache_bytes(g2, 8192) == per_layer_token * (21 * 8192 + 21 * 4096)
+
+
+def test_mla_caches_one_latent_per_layer(gemma: Model) -> None:
+    # DeepSeek V3: 61 layers, kv_lora_rank 512 + qk_rope_head_dim 64, 2 bytes: 70,272 bytes a token,
+    # not K and V of 128 heads of 192 (5,996,544 bytes a token).
+    v3 = dataclasses.replace(gemma, layers=61, kv_heads=128, head_dim=192, kv_lora_rank=512, qk_rope_head_dim=64)
+    assert kv_cache_bytes(v3, 1) == 61 * 576 * 2 == 70_272
+    assert kv_cache_bytes(dataclasses.replace(v3, kv_lora_rank=None), 1) == 2 * 61 * 128 * 192 * 2
+
+
+def test_moe_weights_count_every_expert(real_matrix: Matrix, gemma: Model) -> None:
+    moe = dataclasses.replace(gemma, params_b=30.5, active_params_b=3.3, num_experts=128, experts_per_token=8)
+    assert weight_bytes(moe, artifact(gemma, "pytorch"), 2.0, real_matrix) == 61_000_000_000
+
+
+def test_stored_files_are_the_weights_of_quantized_formats(real_matrix: Matrix, gemma: Model) -> None:
+    read = Artifact(format=Format.GGUF, repo="x/y", quantization="Q4_K_M", size_bytes=16_546_404_736)
+    assert weight_bytes(gemma, read, 2.0, real_matrix) == 16_546_404_736
+    # full precision is served at the dtype chosen, whatever the file holds
+    full = Artifact(format=Format.PYTORCH, repo="x/y", dtype="bfloat16", size_bytes=54_800_000_000)
+    assert weight_bytes(gemma, full, 4.0, real_matrix) == 109_600_000_000

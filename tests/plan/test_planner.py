@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
+from envman.engines.launch import Bindings, launch
 from envman.errors import TargetError, UsageError
 from envman.hardware.host import GIB, Cpu, Host
 from envman.hardware.spec import parse_hardware
 from envman.matrix.schema import Format, KnownBad, Matrix, Support
-from envman.plan.planner import Planner, PlanRequest
+from envman.plan.planner import Planner
+from envman.plan.request import PlanRequest
 from envman.plan.result import Plan
 
 # A small CPU-only box, described directly (not through --hardware): 2 cores, 24 GiB, bf16-capable.
@@ -55,6 +57,11 @@ def usage_error(matrix: Matrix, hardware: str | Host, model: str, **options: Any
         make_plan(matrix, hardware, model, **options)
     assert caught.value.exit_code == 2
     return caught.value
+
+
+def argv_of(plan: Plan) -> tuple[str, ...]:
+    """The engine command the plan launches with `envman up`'s default bindings."""
+    return launch(plan, Bindings()).argv
 
 
 def option(command: tuple[str, ...] | list[str], flag: str) -> str | None:
@@ -141,9 +148,9 @@ def test_bitsandbytes_flags_follow_the_vllm_version(
     )
 
     assert plan.artifact.format is Format.BNB
-    assert option(plan.command, "--quantization") == quantization
-    assert option(plan.command, "--load-format") == load_format
-    assert plan.command.count("--quantization") == (1 if quantization else 0)
+    assert option(argv_of(plan), "--quantization") == quantization
+    assert option(argv_of(plan), "--load-format") == load_format
+    assert argv_of(plan).count("--quantization") == (1 if quantization else 0)
 
 
 def test_smooth_quant_fp8_from_lmdeploy_is_rejected_by_vllm(real_matrix: Matrix) -> None:
@@ -166,7 +173,7 @@ def test_lmdeploy_serves_its_own_smooth_quant_output(real_matrix: Matrix) -> Non
     assert plan.warnings == (
         "internvl2_5-26b-mpo-fp8 ships its own modelling code; review it and pass --trust-remote-code to run it",
     )
-    assert "--trust-remote-code" not in plan.command
+    assert "--trust-remote-code" not in argv_of(plan)
 
 
 @pytest.mark.parametrize(
@@ -184,11 +191,11 @@ def test_gemma_3_27b_on_the_seed_hosts(
 
     assert (plan.engine, plan.artifact.format, plan.dtype) == ("vllm", Format.PYTORCH, dtype)
     assert plan.tensor_parallel_size == tensor_parallel_size
-    assert option(plan.command, "--dtype") == dtype
-    assert option(plan.command, "--tensor-parallel-size") == str(tensor_parallel_size)
+    assert option(argv_of(plan), "--dtype") == dtype
+    assert option(argv_of(plan), "--tensor-parallel-size") == str(tensor_parallel_size)
     for flag, value in SEED_FLAGS:
-        assert option(plan.command, flag) == value
-    assert "--enable-chunked-prefill" in plan.command
+        assert option(argv_of(plan), flag) == value
+    assert "--enable-chunked-prefill" in argv_of(plan)
 
 
 def test_v100_dtype_note_says_why(real_matrix: Matrix) -> None:
@@ -244,8 +251,8 @@ def test_a_cpu_only_host_gets_a_gguf_on_xllamacpp(real_matrix: Matrix) -> None:
     plan = make_plan(real_matrix, CPU_HOST, "gemma-3-27b-it")
 
     assert (plan.engine, plan.variant.name, plan.artifact.format, plan.dtype) == ("xllamacpp", "cpu", Format.GGUF, None)
-    assert option(plan.command, "--ctx-size") == str(plan.max_model_len)
-    assert "--n-gpu-layers" not in plan.command
+    assert option(argv_of(plan), "--ctx-size") == str(plan.max_model_len)
+    assert "--n-gpu-layers" not in argv_of(plan)
     assert plan.memory.fits
     assert f"max_model_len {plan.max_model_len}: reduced from 16384 to fit" in plan.notes
     vllm_cpu = [r.reason for r in plan.rejected if (r.engine, r.variant, r.format) == ("vllm", "cpu", "pytorch")]
@@ -351,7 +358,7 @@ def test_every_engine_is_chosen_or_explained(real_matrix: Matrix, hardware: str 
 @pytest.mark.parametrize("hardware", HOSTS, ids=str)
 def test_no_trust_remote_code_unless_asked(real_matrix: Matrix, hardware: str | Host) -> None:
     plan = make_plan(real_matrix, hardware, "gemma-3-27b-it")
-    assert "--trust-remote-code" not in plan.command
+    assert "--trust-remote-code" not in argv_of(plan)
     assert plan.warnings == ()
 
 
@@ -363,16 +370,31 @@ def test_a_remote_code_model_gets_a_warning_not_the_flag(real_matrix: Matrix) ->
     plan = make_plan(matrix, "H100", "smoke-gemma3", engine="vllm")
     trusted = make_plan(matrix, "H100", "smoke-gemma3", engine="vllm", trust_remote_code=True)
 
-    assert "--trust-remote-code" not in plan.command
+    assert "--trust-remote-code" not in argv_of(plan)
     assert plan.warnings == (
         "smoke-gemma3 ships its own modelling code; review it and pass --trust-remote-code to run it",
     )
-    assert "--trust-remote-code" in trusted.command
+    assert "--trust-remote-code" in argv_of(trusted)
     assert trusted.warnings == ()
 
 
+def test_a_plan_is_a_decision_without_bindings(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, "A100-40GBx2", "gemma-3-27b-it")
+
+    assert not {"command", "env", "url", "served_model_name"} & set(plan.to_json())
+    bound = launch(plan, Bindings(weights="/w", host="0.0.0.0", port=9000, served_model_name="g", api_key="k"))
+    assert bound.argv[:3] == ("vllm", "serve", "/w")
+    assert (option(bound.argv, "--host"), option(bound.argv, "--port")) == ("0.0.0.0", "9000")
+    assert option(bound.argv, "--served-model-name") == "g"
+    assert "k" not in bound.argv
+    assert bound.env["VLLM_API_KEY"] == "k"
+    assert bound.shown_env()["VLLM_API_KEY"] == "***"
+    assert bound.url == "http://127.0.0.1:9000/v1"
+
+
 def test_plan_json_shape(real_matrix: Matrix) -> None:
-    data = json.loads(json.dumps(make_plan(real_matrix, "A100-40GBx2", "gemma-3-27b-it").to_json()))
+    plan = make_plan(real_matrix, "A100-40GBx2", "gemma-3-27b-it")
+    data = json.loads(json.dumps(plan.to_json() | launch(plan, Bindings()).to_json()))
 
     assert {
         "family", "engine", "engine_version", "variant", "format", "quantization", "dtype",
@@ -423,7 +445,8 @@ def test_cli_unknown_model_exits_2_with_a_hint(envman_cli: Cli) -> None:
     lines = result.stderr.splitlines()
     assert lines[0] == "error: unknown model 'no-such-model'"
     assert lines[1].startswith("hint: ")
-    assert lines[1].endswith("`envman models` lists the catalog")
+    assert "`envman models` lists the catalog" in lines[1]
+    assert "hub repo id" in lines[1]
     assert "Traceback" not in result.stderr
 
 
@@ -460,3 +483,12 @@ def test_cli_usage_errors_exit_2_without_a_traceback(envman_cli: Cli, args: tupl
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_mlx_lm_refuses_an_api_key_it_cannot_check(real_matrix: Matrix) -> None:
+    linux = parse_hardware("cpu", real_matrix.gpus)
+    mac = dataclasses.replace(linux, os="darwin", arch="arm64", source="a Mac")
+    plan = make_plan(real_matrix, mac, "gemma-3-27b-it", engine="mlx-lm", version="0.22.0")
+    assert launch(plan, Bindings()).argv  # without a key it launches
+    with pytest.raises(UsageError, match="cannot check an API key"):
+        launch(plan, Bindings(api_key="k"))

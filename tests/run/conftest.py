@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from envman.run.server import ServerCommand, free_port, group_members
+from envman.run.process import members
+from envman.run.server import ServerCommand, free_port
 from tests.helpers import REPO, cli_env
 
 __all__ = ["REPO", "cli_env"]  # used by the tests beside this file
@@ -45,11 +46,11 @@ def alive(pid: int) -> bool:
 def wait_gone(pgid: int, timeout: float = 5.0) -> list[int]:
     """The group's live members once they are gone, or after ``timeout``."""
     deadline = time.monotonic() + timeout
-    members = group_members(pgid) or []
-    while members and time.monotonic() < deadline:
+    left = [p.pid for p in members(pgid)]
+    while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        members = group_members(pgid) or []
-    return members
+        left = [p.pid for p in members(pgid)]
+    return left
 
 
 @pytest.fixture(scope="session")

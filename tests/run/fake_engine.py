@@ -80,6 +80,8 @@ def main() -> int:
                 },
             )
 
+    if env.get("FAKE_BIND_AFTER"):  # an engine that loads before it listens
+        time.sleep(float(env["FAKE_BIND_AFTER"]))
     server = HTTPServer(("127.0.0.1", port), Handler)
     print("fake engine serving", flush=True)
     try:

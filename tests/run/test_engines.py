@@ -16,10 +16,16 @@ import openai
 import pytest
 
 from envman.build.environments import Environment
+from envman.engines.launch import Bindings, launch
 from envman.hardware.spec import parse_hardware
 from envman.matrix.schema import Format, Matrix
-from envman.plan.planner import Planner, PlanRequest
-from envman.run.server import Server, command_for, free_port, group_members, port_is_free, serve
+from envman.plan.planner import Planner
+from envman.plan.request import PlanRequest
+from envman.run.ports import free_port
+from envman.run.ports import is_free as port_is_free
+from envman.run.process import members
+from envman.run.server import ProcessServer as Server
+from envman.run.server import command_for, serve
 
 from .conftest import cli_env, wait_gone
 
@@ -128,7 +134,7 @@ def test_sigint_to_envman_smoke_stops_the_server(engines_home: Path) -> None:
     _, err = smoke.communicate(timeout=60)
     assert smoke.returncode == 130, err
     assert wait_gone(pid) == []
-    assert group_members(pid) == []
+    assert members(pid) == []
     port = int(cmdline.split("--port ", 1)[1].split()[0])
     assert port_is_free(port)
 
@@ -161,10 +167,10 @@ def _server(
     monkeypatch.setenv("ENVMAN_HOME", str(home))
     env = _environment(home, model, *(("--version", version, "--force") if version else ()))
     planner = Planner(matrix, parse_hardware("cpu", matrix.gpus))
-    request = PlanRequest(model=model, engine="xllamacpp", version=version, force=bool(version), port=free_port())
-    gguf = synthesize(planner.plan(request).model, Format.GGUF)
-    plan = planner.plan(PlanRequest(**{**request.__dict__, "model_path": str(gguf), "api_key": api_key}))
-    command = command_for(plan.command, plan.env, env.python_bin, plan.url, plan.ready_path)
+    plan = planner.plan(PlanRequest(model=model, engine="xllamacpp", version=version, force=bool(version)))
+    gguf = synthesize(plan.model, Format.GGUF)
+    bound = launch(plan, Bindings(weights=str(gguf), port=free_port(), api_key=api_key))
+    command = command_for(bound, env.python_bin)
     with serve(command, home / "logs" / f"{model}-{version}.log", timeout=120) as server:
         yield server
 

@@ -13,16 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from envman.run.server import (
-    LAUNCHERS,
-    StartupError,
-    command_for,
-    port_is_free,
-    serve,
-    shutdown,
-    start,
-    url_root,
-)
+from envman.engines.base import Launch
+from envman.engines.launch import client_host, url_root
+from envman.run.ports import is_free as port_is_free
+from envman.run.server import LAUNCHERS, ServerCommand, StartupError, command_for, serve, start
 
 from .conftest import MakeCommand, alive, wait_gone
 
@@ -40,7 +34,7 @@ def test_ready_when_health_answers_200_and_stopped_after(tmp_path: Path, fake_co
             assert json.load(response)["data"][0]["id"] == "fake"
         pid = server.pid
     assert not alive(pid)
-    assert server.process.returncode == 0  # SIGINT was enough: it stopped cleanly
+    assert server.spawned.process.returncode == 0  # SIGINT was enough: it stopped cleanly
     assert port_is_free(port_of(command.url_root))
     assert "fake engine interrupted" in (tmp_path / "server.log").read_text()
 
@@ -85,7 +79,8 @@ def test_a_server_ignoring_signals_is_killed(tmp_path: Path, fake_command: MakeC
     server = start(command, tmp_path / "server.log")
     server.wait_ready(30)
     started = time.monotonic()
-    code = shutdown(server.process, interrupt_timeout=0.5, terminate_timeout=0.5)
+    server.stop_timeouts = (0.5, 0.5)
+    code = server.stop()
     assert code == -signal.SIGKILL
     assert time.monotonic() - started < 5
     assert wait_gone(server.pid) == []
@@ -145,20 +140,130 @@ def test_command_for_a_planned_launch(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
     monkeypatch.setenv("VIRTUAL_ENV", "/envman/own/venv")
     argv = ("python", "-m", "envman_xllamacpp_server", "--port", "8123")
-    command = command_for(argv, {"LLAMA_X": "1"}, python, "http://localhost:8123/v1", "/health")
+    launch = Launch(argv, {"LLAMA_X": "1"}, "/health", url_root=url_root("localhost", 8123), served_model_name="m")
+    command = command_for(launch, python, "my-server")
     assert command.argv == (str(python), "-m", "envman_xllamacpp_server", "--port", "8123")
     assert command.env["PYTHONPATH"] == str(LAUNCHERS)
     assert (LAUNCHERS / "envman_xllamacpp_server.py").is_file()
     assert command.env["VIRTUAL_ENV"] == str(tmp_path / "env")
     assert command.env["PATH"].split(os.pathsep)[0] == str(python.parent)
     assert command.env["LLAMA_X"] == "1"
+    assert command.env["ENVMAN_SERVER"] == "my-server"
     assert command.ready_url == "http://127.0.0.1:8123/health"
     assert command.base_url == "http://127.0.0.1:8123/v1"
-    script = command_for(("vllm", "serve", "m"), {}, python, "http://10.0.0.2:8000/v1", "/health")
+    script = command_for(Launch(("vllm", "serve", "m"), {}, "/health", url_root=url_root("10.0.0.2", 8000)), python)
     assert script.argv[0] == str(python.parent / "vllm")
     assert script.url_root == "http://10.0.0.2:8000"
 
 
-def test_url_root() -> None:
-    assert url_root("http://localhost:8000/v1") == "http://127.0.0.1:8000"
-    assert url_root("http://0.0.0.0:9/v1") == "http://127.0.0.1:9"
+def test_client_host() -> None:
+    assert url_root("localhost", 8000) == "http://127.0.0.1:8000"
+    assert url_root("0.0.0.0", 9) == "http://127.0.0.1:9"
+    assert client_host("::1") == "[::1]"
+
+
+# -- reliability: no engine outlives envman, and "ready" means ours --------------------------
+
+
+def _driver(tmp_path: Path, command: ServerCommand) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", DRIVER_MAIN, command.url_root, str(tmp_path / "server.log"), *command.argv],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**command.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+
+
+# the CLI's handlers: SIGTERM and SIGHUP unwind like Ctrl-C and exit 128 + N
+DRIVER_MAIN = """
+import os, signal, sys, time
+from pathlib import Path
+from envman.errors import Terminated
+from envman.run.server import ServerCommand, serve
+def stop(signum, frame):
+    raise Terminated(signum)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGHUP, stop)
+command = ServerCommand(tuple(sys.argv[3:]), dict(os.environ), sys.argv[1], "/health")
+try:
+    with serve(command, Path(sys.argv[2]), timeout=30) as server:
+        print(server.pid, flush=True)
+        time.sleep(600)
+except Terminated as t:
+    sys.exit(128 + t.signum)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_a_stop_signal_to_envman_stops_the_engine(
+    tmp_path: Path, fake_command: MakeCommand, sig: signal.Signals, code: int
+) -> None:
+    pidfile = tmp_path / "worker.pid"
+    command = fake_command(FAKE_GRANDCHILD_PIDFILE=str(pidfile))
+    driver = _driver(tmp_path, command)
+    assert driver.stdout is not None
+    server_pid = int(driver.stdout.readline())
+    worker = int(pidfile.read_text())
+    driver.send_signal(sig)
+    assert driver.wait(timeout=30) == code
+    assert wait_gone(server_pid) == []
+    assert not alive(worker)
+    assert port_is_free(port_of(command.url_root))
+
+
+def test_sigkill_of_envman_still_stops_the_engine_within_seconds(tmp_path: Path, fake_command: MakeCommand) -> None:
+    pidfile = tmp_path / "worker.pid"
+    command = fake_command(FAKE_GRANDCHILD_PIDFILE=str(pidfile))
+    driver = _driver(tmp_path, command)
+    assert driver.stdout is not None
+    server_pid = int(driver.stdout.readline())
+    worker = int(pidfile.read_text())
+    driver.kill()  # no handler runs: only the guardian's pipe notices
+    driver.wait(timeout=10)
+    assert wait_gone(server_pid, timeout=15) == []
+    assert not alive(worker)
+    assert port_is_free(port_of(command.url_root))
+    assert "envman is gone" in (tmp_path / "server.log").read_text()
+
+
+def test_a_port_taken_while_the_engine_starts_is_not_ready(tmp_path: Path, fake_command: MakeCommand) -> None:
+    import http.server
+    import threading
+
+    command = fake_command(FAKE_BIND_AFTER="3")
+    port = port_of(command.url_root)
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    def intrude() -> None:  # binds the port while the engine is still loading
+        time.sleep(0.5)
+        intruder = http.server.HTTPServer(("127.0.0.1", port), Other)
+        threading.Thread(target=intruder.serve_forever, daemon=True).start()
+
+    threading.Thread(target=intrude, daemon=True).start()
+    with pytest.raises(StartupError) as caught, serve(command, tmp_path / "server.log", timeout=30):
+        pytest.fail("another process's answer must not count as ready")
+    assert "not from this engine" in caught.value.reason
+    assert f"pid {os.getpid()}" in caught.value.reason  # the intruder is named
+
+
+def test_detached_server_outlives_its_starter_and_stops_with_its_group(
+    tmp_path: Path, fake_command: MakeCommand
+) -> None:
+    command = fake_command()
+    server = start(command, tmp_path / "server.log")
+    server.wait_ready(30)
+    server.detach()
+    time.sleep(0.5)
+    assert alive(server.pid)  # released: the guardian no longer watches envman
+    server.stop_timeouts = (5.0, 2.0)
+    server.stop()
+    assert wait_gone(server.pid) == []

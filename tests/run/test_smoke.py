@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from envman.build.environments import Environment
+from envman.engines.launch import Bindings, launch
 from envman.hardware.spec import parse_hardware
 from envman.matrix.schema import Matrix
-from envman.plan.planner import Planner, PlanRequest
+from envman.plan.planner import Planner
+from envman.plan.request import PlanRequest
 from envman.plan.result import Plan
 from envman.report import RecordingReporter
+from envman.run.http import RequestError, parse_answer
 from envman.run.server import free_port
-from envman.run.smoke import RequestError, parse_answer, smoke
+from envman.run.smoke import ProcessRunner, smoke
 
 from .conftest import FAKE_ENGINE
 
@@ -29,10 +32,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def plan(real_matrix: Matrix, tmp_path: Path) -> Plan:
     host = parse_hardware("cpu", real_matrix.gpus)
-    request = PlanRequest(
-        model="smoke-gemma3", engine="xllamacpp", port=free_port(), model_path=str(tmp_path / "m.gguf")
-    )
-    return Planner(real_matrix, host).plan(request)
+    return Planner(real_matrix, host).plan(PlanRequest(model="smoke-gemma3", engine="xllamacpp"))
+
+
+def run_with(plan: Plan, env: Environment, weights: Path) -> ProcessRunner:
+    """The plan bound to a free loopback port and ``weights``, run from ``env``."""
+    return ProcessRunner(launch(plan, Bindings(weights=str(weights), port=free_port())), env, str(weights))
 
 
 @pytest.fixture
@@ -61,7 +66,9 @@ def fake_env(tmp_path: Path) -> Environment:
 def test_a_passing_smoke_leaves_evidence(
     home: Path, real_matrix: Matrix, plan: Plan, fake_env: Environment, tmp_path: Path
 ) -> None:
-    result = smoke(real_matrix, plan, fake_env, tmp_path / "m.gguf", 30, RecordingReporter(), build_seconds=1.5)
+    result = smoke(
+        real_matrix, plan, run_with(plan, fake_env, tmp_path / "m.gguf"), 30, RecordingReporter(), build_seconds=1.5
+    )
     assert result.passed, result.error
     assert result.answer is not None
     assert result.answer.completion_tokens == 1
@@ -110,7 +117,7 @@ def test_an_engine_dying_at_startup_is_diagnosed(
     monkeypatch.setenv(
         "FAKE_STDERR", "llama_model_load: error loading model architecture: unknown model architecture: 'gemma3'"
     )
-    result = smoke(real_matrix, plan, fake_env, tmp_path / "m.gguf", 300, RecordingReporter())
+    result = smoke(real_matrix, plan, run_with(plan, fake_env, tmp_path / "m.gguf"), 300, RecordingReporter())
     assert not result.passed
     assert result.seconds < 30
     assert result.error == "the server exited during start-up (exit status 1)"
@@ -134,7 +141,7 @@ def test_a_malformed_answer_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FAKE_BAD_ANSWER", "1")
-    result = smoke(real_matrix, plan, fake_env, tmp_path / "m.gguf", 30, RecordingReporter())
+    result = smoke(real_matrix, plan, run_with(plan, fake_env, tmp_path / "m.gguf"), 30, RecordingReporter())
     assert not result.passed
     assert result.error is not None
     assert result.error.startswith("the answer has no choices")
@@ -176,10 +183,10 @@ def test_a_vision_model_with_real_weights_is_also_shown_a_picture(
     weights = tmp_path / "gemma-3-4b-it-Q4_K_M.gguf"
     weights.write_bytes(b"GGUF")
     host = parse_hardware("cpu", real_matrix.gpus)
-    request = PlanRequest(model="gemma-3-4b-it", engine="xllamacpp", port=free_port(), model_path=str(weights))
+    request = PlanRequest(model="gemma-3-4b-it", engine="xllamacpp")
     vision = Planner(real_matrix, host).plan(request)
 
-    result = smoke(real_matrix, vision, fake_env, weights, 30, RecordingReporter())
+    result = smoke(real_matrix, vision, run_with(vision, fake_env, weights), 30, RecordingReporter())
 
     assert result.passed, result.error
     asked = [json.loads(line) for line in requests.read_text().splitlines()]
@@ -196,5 +203,5 @@ def test_a_smoke_model_gets_no_picture(
 ) -> None:
     requests = tmp_path / "requests.jsonl"
     monkeypatch.setenv("FAKE_REQUESTS_LOG", str(requests))
-    assert smoke(real_matrix, plan, fake_env, tmp_path / "m.gguf", 30, RecordingReporter()).passed
+    assert smoke(real_matrix, plan, run_with(plan, fake_env, tmp_path / "m.gguf"), 30, RecordingReporter()).passed
     assert len(requests.read_text().splitlines()) == 1

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from gguf import GGUFReader
 
-from envman.errors import UsageError
+from envman.errors import PrerequisiteError, UsageError
 from envman.matrix.schema import Format, Matrix, Model
 from envman.synth import SUPPORTED_ARCHITECTURES, cache, gguf_file, safetensors_file, synthesize, vocab
 
@@ -126,7 +126,7 @@ def test_a_failure_mid_write_leaves_no_cache_entry(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(gguf_file, "write", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(PrerequisiteError, match="No space left"):  # exit 3 with the path, not a traceback
         synthesize(model, Format.PYTORCH, root=tmp_path)
     parent = cache.entry(model, tmp_path).parent
     assert list(parent.iterdir()) == []  # neither the entry nor the staging directory

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
+from envman.run.process import marked
 from tests.envs.conftest import base_env
-from tests.run.conftest import group_members
+from tests.run.conftest import wait_gone
 
 pytestmark = pytest.mark.network
 
@@ -96,25 +97,16 @@ def test_up_serves_the_openai_api_and_ctrl_c_stops_everything(home: Path) -> Non
         )
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert streamed == reply.choices[0].message.content  # greedy: the same tokens either way
-        engine_pids = [p for p in (group_members(os.getpgid(process.pid)) or []) if p != process.pid]
+        engines = marked("smoke-gemma3").get("smoke-gemma3", [])
+        assert len(engines) == 1, engines  # the engine's group, found by its marker
+        assert os.getpgid(engines[0]) != os.getpgid(process.pid)  # its own group, not envman's
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C
         process.wait(timeout=60)
     assert process.returncode == 130
     assert port_free(port)
-    # the engine ran in its own group; every process envman started is gone
-    all_pids = {int(p) for p in os.listdir("/proc") if p.isdigit()}
-    leftovers = (
-        [
-            p
-            for p in all_pids
-            if f"--port {port}".encode() in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
-        ]
-        if all_pids
-        else []
-    )
-    assert leftovers == []
-    assert engine_pids == [] or not (set(engine_pids) & all_pids)
+    assert wait_gone(engines[0]) == []  # every process of the engine's group is gone
+    assert marked("smoke-gemma3") == {}
 
 
 def test_detach_ps_down_and_a_server_killed_behind_our_back(home: Path) -> None:
@@ -134,6 +126,7 @@ def test_detach_ps_down_and_a_server_killed_behind_our_back(home: Path) -> None:
 
     listed = json.loads(run(home, "ps", "--json").stdout)
     assert [(s["name"], s["status"], s["pid"]) for s in listed] == [("bg", "running", info["pid"])]
+    assert "EMPTY" not in json.dumps(listed)
 
     # a second detached server on a free port, then killed behind envman's back
     other = run(home, "up", "smoke-gemma3", "--engine", "xllamacpp", "--detach", "--port", "0",
@@ -235,3 +228,175 @@ def test_vllm_cpu(home: Path) -> None:
         process.wait(timeout=120)
     assert process.returncode == 130
     assert port_free(port)
+
+
+# -- reliability: signals, names, records, the home directory --------------------------------
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_stop_the_foreground_engine(home: Path, sig: signal.Signals, code: int) -> None:
+    port = free_port()
+    process = start_foreground(home, port)
+    try:
+        wait_for_line(process, "ready")
+        engines = marked("smoke-gemma3")["smoke-gemma3"]
+    finally:
+        process.send_signal(sig)
+        process.wait(timeout=60)
+    assert process.returncode == code
+    assert wait_gone(engines[0]) == []
+    assert port_free(port)
+    assert json.loads(run(home, "ps", "--json").stdout) == []  # the foreground record went with it
+
+
+def test_sigkill_of_envman_up_takes_the_engine_down_within_seconds(home: Path) -> None:
+    port = free_port()
+    process = start_foreground(home, port)
+    wait_for_line(process, "ready")
+    engines = marked("smoke-gemma3")["smoke-gemma3"]
+    process.kill()
+    process.wait(timeout=10)
+    assert wait_gone(engines[0], timeout=15) == []
+    assert port_free(port)
+    listed = json.loads(run(home, "ps", "--json").stdout)
+    assert [(s["name"], s["status"]) for s in listed] == [("smoke-gemma3", "dead")]  # its owner was killed
+    assert "was already dead" in run(home, "down", "--all").stdout
+
+
+def test_sigterm_while_a_detached_server_starts_leaves_nothing(home: Path) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "envman", "up", "smoke-gemma3", "--engine", "xllamacpp", "--detach",
+            "--port", str(port), "--name", "half", "--timeout", "60"]  # fmt: skip
+    process = subprocess.Popen(argv, env=base_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marked("half") and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    engines = marked("half").get("half", [])
+    assert engines, "the engine never started"
+    os.killpg(engines[0], signal.SIGSTOP)  # hold the engine where it is (starting): SIGTERM lands mid-wait
+    try:
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+    finally:
+        os.killpg(engines[0], signal.SIGCONT)
+    process.wait(timeout=60)
+    assert process.returncode == 143, process.stderr.read() if process.stderr else ""
+    for pid in engines:
+        assert wait_gone(pid) == []
+    assert marked("half") == {}
+    assert json.loads(run(home, "ps", "--json").stdout) == []
+    assert port_free(port)
+
+
+def test_two_detached_servers_cannot_share_a_name(home: Path) -> None:
+    argv = [sys.executable, "-m", "envman", "up", "smoke-gemma3", "--engine", "xllamacpp", "--detach",
+            "--port", "0", "--name", "twin", "--json"]  # fmt: skip
+    both = [
+        subprocess.Popen(argv, env=base_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in both]
+    try:
+        codes = sorted(code for code, _, _ in results)
+        assert codes == [0, 2], results
+        loser = next(stderr for code, _, stderr in results if code == 2)
+        assert "twin" in loser
+        assert len(marked("twin").get("twin", [])) == 1  # one server, the recorded one
+        listed = json.loads(run(home, "ps", "--json").stdout)
+        assert [(s["name"], s["status"]) for s in listed] == [("twin", "running")]
+    finally:
+        assert run(home, "down", "twin").returncode == 0
+    assert marked("twin") == {}
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"name": "rec", "port": "eight"}', "[]"])
+def test_an_unreadable_record_is_kept_and_its_server_still_found(home: Path, content: str) -> None:
+    started = run(home, "up", "smoke-gemma3", "--engine", "xllamacpp", "--detach", "--port", "0", "--name", "rec")
+    assert started.returncode == 0, started.stderr
+    record = home / "servers" / "rec.json"
+    record.write_text(content)
+    listed = run(home, "ps", "--json")
+    assert listed.returncode == 0, listed.stderr
+    statuses = {(s["name"], s["status"]) for s in json.loads(listed.stdout)}
+    assert ("rec", "untracked") in statuses  # still found, by its marker
+    assert ("rec", "unreadable") in statuses
+    kept = list((home / "servers").glob("rec.json.unreadable-*"))
+    assert kept
+    assert kept[0].read_text() == content  # moved aside, never deleted
+    down = run(home, "down", "--all")
+    assert down.returncode == 0, down.stderr
+    assert marked("rec") == {}
+    for path in kept:
+        path.unlink()
+
+
+def test_an_unwritable_servers_folder_fails_before_anything_starts(home: Path, tmp_path: Path) -> None:
+    other = tmp_path / "home"
+    other.mkdir()
+    for name in ("envs", "models", "locks", "artifacts"):  # share the built environment and models
+        if (home / name).exists():
+            (other / name).symlink_to(home / name)
+    (other / "servers").write_text("a file where the folder should be")
+    result = run(other, "up", "smoke-gemma3", "--engine", "xllamacpp", "--detach", "--port", "0", "--name", "nw")
+    assert result.returncode == 3, result.stderr
+    assert "servers" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert marked("nw") == {}
+
+
+def test_the_printed_snippets_work_against_a_keyed_server(home: Path, tmp_path: Path) -> None:
+    key = "k-" + os.urandom(6).hex()
+    port = free_port()
+    argv = [sys.executable, "-m", "envman", "up", "smoke-gemma3", "--engine", "xllamacpp", "--port", str(port),
+            "--api-key", key]  # fmt: skip
+    process = subprocess.Popen(
+        argv, env=base_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        wait_for_line(process, "ready")
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(8)]
+        text = "".join(lines)
+        assert key not in text
+        curl = next(line.strip() for line in lines if line.strip().startswith("curl "))
+        done = subprocess.run(
+            ["bash", "-c", curl], env={**os.environ, "API_KEY": key}, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["choices"][0]["message"]["role"] == "assistant"
+        start = next(i for i, line in enumerate(lines) if line.startswith("python"))
+        script = "\n".join(line.strip() for line in lines[start + 1 :] if line.startswith("  "))
+        ran = subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "API_KEY": key}, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.strip()
+        wrong = subprocess.run(["bash", "-c", curl], env={**os.environ, "API_KEY": "wrong"}, capture_output=True,
+                               text=True, timeout=60)  # fmt: skip
+        assert "401" in wrong.stdout or "nauthorized" in wrong.stdout or "invalid" in wrong.stdout.lower()
+        # the key is on no command line
+        for pid in marked("smoke-gemma3").get("smoke-gemma3", []):
+            assert key.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    log = next(iter(sorted((home / "logs").glob("smoke-gemma3-*.log"))), None)
+    assert log is not None
+    assert all(key not in p.read_text(errors="replace") for p in (home / "logs").glob("*.log"))
+
+
+def test_the_api_key_is_never_printed_in_a_dry_run(home: Path) -> None:
+    for extra in ([], ["--json"]):
+        result = run(home, "up", "smoke-gemma3", "--engine", "xllamacpp", "--api-key", "s3cret-k", "--dry-run", *extra)
+        assert result.returncode == 0, result.stderr
+        assert "s3cret-k" not in result.stdout + result.stderr
+        assert "ENVMAN_API_KEY='***'" in result.stdout or '"ENVMAN_API_KEY": "***"' in result.stdout
+
+
+def test_an_engine_that_cannot_check_a_key_refuses_one(home: Path) -> None:
+    result = run(home, "up", "gemma-3-27b-it", "--engine", "transformers", "--version", "4.50.0", "--hardware", "H100",
+                 "--api-key", "k",
+                 "--dry-run")  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot check an API key" in result.stderr

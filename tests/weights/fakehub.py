@@ -1,14 +1,18 @@
 """A local stand-in for the Hugging Face hub's HTTP API: enough for huggingface_hub downloads.
 
-Serves /api/models/<repo>/revision/<rev> (repo info with its files) and
-/<repo>/resolve/<rev>/<file> (HEAD and GET), plus gated and missing repositories answered
-with the hub's error headers. Loopback only.
+Serves any repo id added to it: /api/models/<repo>/revision/<rev> (repo info with its files
+and their sizes), /api/models/<repo>/tree/<rev>, and /<repo>/resolve/<rev>/<file> (HEAD and
+GET, with HTTP range requests as the hub answers them: 206 and Content-Range, 416 past the
+end). Revisions: "main", the one commit, and names given to ``add``; others are answered
+RevisionNotFound. Gated repositories show their info (as the hub does) and refuse files;
+missing ones are RepoNotFound, with the hub's error headers. Loopback only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,16 +20,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 
 class Hub:
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.gated: set[str] = set()
+        self.revisions: dict[str, set[str]] = {}
         self.requests: list[str] = []
+        self.served: dict[str, int] = {}  # "repo/file" -> bytes of it sent in GET bodies
 
-    def add(self, repo: str, files: dict[str, bytes], gated: bool = False) -> None:
+    def add(self, repo: str, files: dict[str, bytes], gated: bool = False, revisions: tuple[str, ...] = ()) -> None:
         self.repos[repo] = files
+        self.revisions[repo] = {"main", COMMIT, *revisions}
         if gated:
             self.gated.add(repo)
 
@@ -46,19 +54,22 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        def _route(self) -> tuple[str, str | None] | None:
+        def _route(self) -> tuple[str, str, str | None] | None:
+            """(repo, revision, file | "/tree" | None for the repo info)."""
             path = unquote(self.path.split("?")[0])
-            hub.requests.append(f"{self.command} {path}")
+            ranged = self.headers.get("Range")
+            hub.requests.append(f"{self.command} {path}" + (f" [{ranged}]" if ranged else ""))
             if path.startswith("/api/models/"):
                 rest = path[len("/api/models/") :]
                 if "/tree/" in rest:
-                    return rest.split("/tree/")[0], "/tree"
-                repo = rest.split("/revision/")[0] if "/revision/" in rest else rest.rstrip("/")
-                return repo, None
+                    repo, _, tail = rest.partition("/tree/")
+                    return repo, tail.split("/")[0], "/tree"
+                repo, _, revision = rest.partition("/revision/")
+                return repo.rstrip("/"), revision or "main", None
             if "/resolve/" in path:
                 repo, _, tail = path.lstrip("/").partition("/resolve/")
-                _, _, filename = tail.partition("/")
-                return repo, filename
+                revision, _, filename = tail.partition("/")
+                return repo, revision, filename
             return None
 
         def _json(self, data: object, head: bool) -> None:
@@ -74,10 +85,12 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             route = self._route()
             if route is None:
                 return self._error(404, "EntryNotFound", "no such route")
-            repo, filename = route
+            repo, revision, filename = route
             if repo not in hub.repos:
                 return self._error(404, "RepoNotFound", f"Repository Not Found for url: {repo}")
-            if repo in hub.gated:
+            if revision not in hub.revisions[repo]:
+                return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+            if repo in hub.gated and filename is not None:
                 return self._error(403, "GatedRepo", f"Access to model {repo} is restricted.")
             files = hub.repos[repo]
             if filename == "/tree":
@@ -87,18 +100,33 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 ]
                 return self._json(tree, head)
             if filename is None:
-                info = {"id": repo, "sha": COMMIT, "siblings": [{"rfilename": f} for f in sorted(files)]}
+                siblings = [{"rfilename": f, "size": len(d)} for f, d in sorted(files.items())]
+                info = {"id": repo, "sha": COMMIT, "gated": "manual" if repo in hub.gated else False,
+                        "siblings": siblings}  # fmt: skip
                 return self._json(info, head)
             if filename not in files:
                 return self._error(404, "EntryNotFound", f"{filename} does not exist")
             data = files[filename]
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
+            status, body, extra = 200, data, {}
+            wanted = _RANGE.match(self.headers.get("Range", ""))
+            if wanted:
+                start = int(wanted[1])
+                end = min(int(wanted[2]) if wanted[2] else len(data) - 1, len(data) - 1)
+                if start >= len(data):
+                    return self._error(416, "RangeNotSatisfiable", f"bytes {start}- of {len(data)}")
+                status, body = 206, data[start : end + 1]
+                extra = {"Content-Range": f"bytes {start}-{end}/{len(data)}"}
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
             self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
             self.send_header("X-Repo-Commit", COMMIT)
+            self.send_header("Accept-Ranges", "bytes")
+            for key, value in extra.items():
+                self.send_header(key, value)
             self.end_headers()
             if not head:
-                self.wfile.write(data)
+                self.wfile.write(body)
+                hub.served[f"{repo}/{filename}"] = hub.served.get(f"{repo}/{filename}", 0) + len(body)
             return None
 
         def do_HEAD(self) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import enum
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from envman.files import atomic_write
 from envman.pypi import Release, ReleaseFile
 
 
@@ -61,10 +60,7 @@ class Reader:
     def store(self, artifact: Path, catalog: Catalog) -> None:
         path = self.cache_path(artifact)
         text = json.dumps({"source": catalog.source, "names": sorted(catalog.names)}, indent=0)
-        descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as sink:
-            sink.write(text)
-        os.replace(temp_name, path)
+        atomic_write(path, text)
 
 
 READERS: dict[str, Reader] = {}
