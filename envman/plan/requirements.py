@@ -161,3 +161,21 @@ def _version(text: str) -> Version:
 
 def _listed(values: tuple[str, ...]) -> str:
     return ", ".join(values) if values else "none"
+
+
+def newest_runnable(
+    matrix: Matrix, engine: str, variant: str, host: Host, below: Version | None = None
+) -> tuple[Version, HostRequirements] | None:
+    """The newest probed release of the build (before ``below``, if given) that ``host`` can run:
+    the way out a refusal names ("vllm 0.19.1 is the newest release that runs here")."""
+    probed = sorted(
+        (record.version for (e, v, _), record in matrix.build_requirements.items() if e == engine and v == variant),
+        reverse=True,
+    )
+    for version in probed:
+        if below is not None and version >= below:
+            continue
+        req = requirements_for(matrix, engine, str(version), variant)
+        if req is not None and not check(req, host):
+            return version, req
+    return None

@@ -136,3 +136,31 @@ def test_a_cpu_host_has_no_cuda_needs(real_matrix: Matrix, gpu_table) -> None:  
 )
 def test_manylinux_tags(tag: str, glibc: str | None) -> None:
     assert manylinux_glibc(tag) == glibc
+
+
+@pytest.mark.parametrize(
+    ("driver", "gpu", "glibc", "newest"),
+    [
+        ("550.54.15", "H100", "2.35", "0.19.1"),  # a 12.x driver: the last CUDA 12.8 release
+        ("580.65.06", "H100", "2.35", "0.33.0"),
+        ("580.65.06", "V100", "2.35", "0.19.1"),  # 0.20.0 dropped 7.0 (its SASS starts at 7.5)
+        ("550.54.15", "B200", "2.31", "0.19.1"),  # CUDA 12.8 with Blackwell kernels in vLLM and torch
+        # 0.10.2-0.11.2 are tagged manylinux1 but their libraries need GLIBC_2.29, 0.12+ 2.31: none is left
+        ("550.54.15", "B200", "2.28", None),
+        ("580.65.06", "H100", "2.28", "0.33.0"),
+    ],
+)
+def test_the_newest_release_that_runs_here(
+    real_matrix: Matrix,
+    install_nvml: InstallNvml,
+    monkeypatch: pytest.MonkeyPatch,
+    driver: str,
+    gpu: str,
+    glibc: str,
+    newest: str | None,
+) -> None:
+    from envman.plan.requirements import newest_runnable
+
+    host = _host(install_nvml, monkeypatch, driver, gpu, glibc)
+    found = newest_runnable(real_matrix, "vllm", "cuda", host)
+    assert (str(found[0]) if found else None) == newest
