@@ -6,46 +6,64 @@ import difflib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from envman.cli._app import app
 from envman.cli._common import JsonOption, MatrixOption, load
 from envman.errors import UsageError
+from envman.matrix.schema import Matrix
+
+if TYPE_CHECKING:
+    from envman.probe.hoststack.stack import BuildStack
 
 
 @app.command("probe")
 def probe_command(
-    family: Annotated[str, typer.Argument(help="Family from the matrix (gemma3, qwen3 …).", show_default=False)],
     engine: Annotated[str, typer.Option("--engine", "-e", help="Engine from the matrix.", show_default=False)],
+    family: Annotated[
+        str | None, typer.Argument(help="Family from the matrix (gemma3, qwen3 …).", show_default=False)
+    ] = None,
     versions: Annotated[
         str | None,
         typer.Option("--versions", help="Only releases in this PEP 440 range, e.g. '>=0.7,<0.9'.", show_default=False),
     ] = None,
-    write: Annotated[bool, typer.Option("--write", help="Write min_version and evidence into the matrix.")] = False,
+    host_requirements: Annotated[
+        bool,
+        typer.Option(
+            "--host-requirements",
+            help="Read what each release's wheels need from the host (CUDA runtime, driver, GPU code, glibc).",
+        ),
+    ] = False,
+    variant: Annotated[str, typer.Option("--variant", help="Variant for --host-requirements.")] = "cuda",
+    write: Annotated[
+        bool, typer.Option("--write", help="Write the floor (or the host requirements) and evidence into the matrix.")
+    ] = False,
     matrix: MatrixOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Find which released versions of an engine contain a family, by reading each
-    release's own model table from PyPI (nothing is installed or run)."""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
+    release's own model table from PyPI (nothing is installed or run); with
+    --host-requirements, what each release's CUDA build needs from the host."""
     from envman.cli._console import out, print_json
     from envman.probe import ProbeTarget, probe
     from envman.probe.write import write_floor
 
     loaded = load(matrix)
-    if family not in loaded.families:
-        raise UsageError(f"unknown family {family!r}", hint=_closest(family, loaded.families))
     if engine not in loaded.engines:
         raise UsageError(f"unknown engine {engine!r}", hint=_closest(engine, loaded.engines))
-    try:
-        spec = SpecifierSet(versions) if versions else None
-    except InvalidSpecifier:
-        raise UsageError(
-            f"--versions {versions!r} is not a version range", hint="Write it like '>=0.7,<0.9'."
-        ) from None
+    spec = _range(versions)
+    if host_requirements:
+        if family is not None:
+            raise UsageError("--host-requirements takes no FAMILY", hint="Drop the family: it probes every release.")
+        _host_requirements(loaded, engine, variant, spec, write=write, json_output=json_output)
+        return
+    if family is None:
+        raise UsageError("FAMILY is missing", hint="envman probe FAMILY --engine E, or --host-requirements.")
+    if family not in loaded.families:
+        raise UsageError(f"unknown family {family!r}", hint=_closest(family, loaded.families))
 
     target = ProbeTarget.of(loaded.families[family], loaded.engines[engine])
     result = probe(target, versions=spec, reporter=_ConsoleReporter())
@@ -78,6 +96,72 @@ def probe_command(
     out.print(f"  evidence: {result.evidence}")
     if write:
         out.print(f"  written to {loaded.path}")
+
+
+def _host_requirements(
+    loaded: Matrix, engine: str, variant: str, spec: SpecifierSet | None, *, write: bool, json_output: bool
+) -> None:
+    from envman.cli._console import out, print_json
+    from envman.probe.hoststack.stack import probe_variant
+    from envman.probe.hoststack.write import write_host_requirements
+
+    result = probe_variant(loaded.engines[engine], variant, spec, reporter=_ConsoleReporter())
+    if write:
+        write_host_requirements(Path(loaded.path), result)
+        loaded = load(Path(loaded.path))  # the written tables, validated as every load is
+    if json_output:
+        print_json(
+            {
+                "engine": engine,
+                "variant": variant,
+                "package": result.package,
+                "seconds": result.seconds,
+                "builds": [_build_json(loaded, build) for build in result.builds],
+                "skipped": list(result.skipped),
+            }
+        )
+        return
+    for build in result.builds:
+        needs = _build_json(loaded, build)["requires"]
+        out.print(
+            f"{engine} {build.version}: CUDA {build.cuda_runtime or '?'} (driver >= {needs['min_driver'] or '?'}), "
+            f"SASS {', '.join(needs['compute_capabilities']) or 'none'}"
+            f"{'; PTX ' + ', '.join(needs['ptx']) if needs['ptx'] else ''}, glibc {needs['glibc'] or '?'}, "
+            f"{build.manylinux}, torch {build.torch or '-'}",
+            markup=False,
+        )
+    for line in result.skipped:
+        out.print(f"  skipped {line}", markup=False)
+    out.print(f"  {len(result.builds)} releases in {result.seconds} s", markup=False)
+    if write:
+        out.print(f"  written to {loaded.path}", markup=False)
+
+
+def _build_json(loaded: Matrix, build: BuildStack) -> dict[str, Any]:
+    from envman.plan.requirements import requirements_from
+
+    requires = requirements_from(loaded, build.to_record())
+    return {
+        "version": build.version,
+        "wheel": build.wheel,
+        "manylinux": build.manylinux,
+        "sonames": list(build.sonames),
+        "cuda_runtime_from": build.cuda_runtime_from,
+        "torch": build.torch,
+        "kernels": [{"library": k.library, "sass": list(k.sass), "ptx": list(k.ptx)} for k in build.kernels],
+        "seconds": build.seconds,
+        "notes": list(build.notes),
+        "requires": requires.to_json(),
+    }
+
+
+def _range(versions: str | None) -> SpecifierSet | None:
+    try:
+        return SpecifierSet(versions) if versions else None
+    except InvalidSpecifier:
+        raise UsageError(
+            f"--versions {versions!r} is not a version range", hint="Write it like '>=0.7,<0.9'."
+        ) from None
 
 
 def _closest(name: str, known: Iterable[str]) -> str:

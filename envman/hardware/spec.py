@@ -7,12 +7,16 @@ Grammar (case-insensitive)::
                         are both read as binary, GiB and TiB)
     NAME                one GPU from the table, by name or alias: H100, RTX4090, A100-80GB
     NAMExN              N of them: A100-40GBx2, H100x8
+    SPEC,KEY=VALUE,...  the host stack too: driver=550.54.15 (the NVIDIA driver), cuda=12.4
+                        (the newest CUDA that driver supports, as nvidia-smi shows it),
+                        glibc=2.31; e.g. H100x2,driver=550.54.15,glibc=2.35
 
 Such a host is Linux x86_64 with a notional CPU, since the CPU of a GPU box rarely decides
 a plan and the flag cannot say it: ``DEFAULT_CORES`` cores, the x86-64-v3 flags every
 datacenter CPU of the last decade has (no AVX-512 assumed), and RAM of at least
 ``DEFAULT_MEMORY_BYTES``, and no less than the GPUs' memory together (weights are staged
-through host memory when they load). The driver, CUDA and glibc versions are unknown (None).
+through host memory when they load). The driver, CUDA and glibc versions are unknown (None)
+unless the text names them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 from envman.errors import UsageError
 from envman.hardware.host import GIB, Cpu, Gpu, Host
@@ -27,8 +32,14 @@ from envman.matrix.schema import GpuSpec
 
 GRAMMAR = (
     "--hardware takes 'cpu', 'cpu:SIZE' (cpu:64GB) or a GPU with an optional count, "
-    "NAME or NAMExN (RTX4090, A100-80GBx2, H100x8)"
+    "NAME or NAMExN (RTX4090, A100-80GBx2, H100x8), then optionally ',driver=550.54.15', "
+    "',cuda=12.4' and ',glibc=2.31'"
 )
+_STACK_VALUES = {
+    "driver": (re.compile(r"\d{2,4}(\.\d{1,3}){0,2}"), "a driver version such as 550.54.15"),
+    "cuda": (re.compile(r"\d{1,2}\.\d{1,2}"), "a CUDA version such as 12.4"),
+    "glibc": (re.compile(r"2\.\d{1,2}"), "a glibc version such as 2.31"),
+}
 DEFAULT_CORES = 16
 DEFAULT_MEMORY_BYTES = 64 * GIB
 # x86-64-v3: what CPU wheels of the engines need, and what every server CPU since 2015 has.
@@ -48,7 +59,41 @@ _COUNT = re.compile(r"(?P<name>.*)x(?P<count>\d+)", re.IGNORECASE)
 
 
 def parse_hardware(text: str, gpu_table: Mapping[str, GpuSpec]) -> Host:
-    spec = text.strip()
+    device, *stack = (part.strip() for part in text.split(","))
+    host = _parse_device(device, gpu_table)
+    values: dict[str, str] = {}
+    for item in stack:
+        key, sep, value = item.partition("=")
+        key = key.strip().casefold()
+        if not sep or key not in _STACK_VALUES:
+            raise UsageError(f"cannot read '{item}' in --hardware '{text.strip()}'", hint=GRAMMAR)
+        values[key] = value.strip()
+    if not values:
+        return host
+    return replace(with_host_stack(host, **values), source=text.strip())
+
+
+def with_host_stack(host: Host, driver: str | None = None, cuda: str | None = None, glibc: str | None = None) -> Host:
+    """``host`` with the driver, its CUDA version and glibc named on the command line
+    (``--hardware H100,driver=…`` or a command's ``--driver``); bad values are usage errors."""
+    named = {"driver": driver, "cuda": cuda, "glibc": glibc}
+    for key, value in named.items():
+        if value is None:
+            continue
+        pattern, what = _STACK_VALUES[key]
+        if not pattern.fullmatch(value):
+            raise UsageError(f"{key}={value!r} is not {what}", hint=GRAMMAR)
+    if driver is not None and not host.gpus:
+        raise UsageError(f"driver={driver} names an NVIDIA driver, but the host has no GPU", hint=GRAMMAR)
+    return replace(
+        host,
+        driver_version=driver if driver is not None else host.driver_version,
+        cuda_driver_version=cuda if cuda is not None else host.cuda_driver_version,
+        glibc=glibc if glibc is not None else host.glibc,
+    )
+
+
+def _parse_device(spec: str, gpu_table: Mapping[str, GpuSpec]) -> Host:
     if not spec:
         raise UsageError("--hardware is empty", hint=GRAMMAR)
     if spec.casefold() == "cpu" or spec.casefold().startswith("cpu:"):

@@ -16,6 +16,7 @@ from typing import Any
 from packaging.version import Version
 
 from envman.errors import ConfigError
+from envman.matrix.hoststack import parse_build_requirements, parse_cuda_drivers
 from envman.matrix.lines import LineIndex
 from envman.matrix.lines import Path as KeyPath
 from envman.matrix.reader import Problems, Reader, decode, parse_enum, parse_toml, parse_version
@@ -441,6 +442,8 @@ def parse_matrix(text: str, path: Path) -> Matrix:
             )
         )
         ir.done()
+    cuda_drivers = parse_cuda_drivers(problems, root)
+    build_requirements = parse_build_requirements(problems, root, engines)
     planner_reader = Reader(problems, root.table("planner", required=True), ("planner",))
     planner = _planner(problems, planner_reader, engines)
     planner_reader.done()
@@ -458,6 +461,8 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         signatures=tuple(signatures),
         planner=planner,
         integrations=tuple(integrations),
+        cuda_drivers=cuda_drivers,
+        build_requirements=build_requirements,
     )
 
 

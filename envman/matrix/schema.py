@@ -308,6 +308,42 @@ class Integration:
 
 
 @dataclass(frozen=True)
+class CudaDriverRule:
+    """NVIDIA's minimum Linux driver for every runtime of a CUDA major (minor version compatibility)."""
+
+    cuda_major: int
+    min_driver: str  # "525.60.13"
+    source: str  # "artifact": read from a released file; "docs": from documentation only
+    evidence: str
+
+
+@dataclass(frozen=True)
+class KernelTargets:
+    """The GPU code in one shared library of a build: SASS and PTX compute capabilities."""
+
+    library: str
+    sass: tuple[str, ...]
+    ptx: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuildRequirements:
+    """What one engine release × variant needs from the host, as ``envman probe --host-requirements`` read it."""
+
+    engine: str
+    variant: str
+    version: Version
+    wheel: str
+    manylinux: str  # the wheel's platform tag
+    cuda_runtime: str | None  # "12.4"
+    sonames: tuple[str, ...]
+    glibc: str | None  # the highest GLIBC_x.y its libraries need
+    kernels: tuple[KernelTargets, ...]  # the engine's core libraries and the torch it pins
+    torch: str | None
+    evidence: str
+
+
+@dataclass(frozen=True)
 class Matrix:
     path: str
     engines: Mapping[str, Engine]
@@ -319,6 +355,8 @@ class Matrix:
     signatures: tuple[Signature, ...]
     planner: PlannerDefaults
     integrations: tuple[Integration, ...] = field(default=())
+    cuda_drivers: Mapping[int, CudaDriverRule] = field(default_factory=dict)
+    build_requirements: Mapping[tuple[str, str, str], BuildRequirements] = field(default_factory=dict)
 
     def family_of_architecture(self, arch: str) -> Family | None:
         """The family whose HF or GGUF architecture list names ``arch``."""

@@ -39,6 +39,12 @@ def matrix():  # type: ignore[no-untyped-def]
         ("missing_libgomp.log", "missing-shared-library"),
         ("missing_libgomp_llama_cpp_python.log", "missing-shared-library"),
         ("sglang_sm75.log", "sglang-needs-sm75"),
+        ("torch_driver_too_old.log", "cuda-driver-too-old"),
+        ("container_cuda_condition.log", "container-cuda-condition"),
+        ("ptx_unsupported_toolchain.log", "ptx-unsupported-toolchain"),
+        ("glibc_too_old.log", "glibc-too-old"),
+        ("ctypes_libcudart12.log", "cuda-runtime-missing"),
+        ("missing_libcudart12.log", "cuda-runtime-missing"),
     ],
 )
 def test_each_captured_log_is_recognised(matrix, log: str, first_id: str) -> None:  # type: ignore[no-untyped-def]
