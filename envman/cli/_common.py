@@ -128,14 +128,31 @@ def load(matrix_path: Path | None) -> Matrix:
     return load_matrix(matrix_path)
 
 
-def target_host(hardware: str | None, matrix: Matrix) -> Host:
+def target_host(hardware: str | None, matrix: Matrix, driver: str | None = None) -> Host:
+    """The host a plan is for: detected, or named with --hardware; --driver names its NVIDIA driver."""
     if hardware:
         from envman.hardware.spec import parse_hardware
 
-        return parse_hardware(hardware, matrix.gpus)
-    from envman.hardware.detect import detect_host
+        host = parse_hardware(hardware, matrix.gpus)
+    else:
+        from envman.hardware.detect import detect_host
 
-    return detect_host()
+        host = detect_host()
+    if driver is None:
+        return host
+    from envman.hardware.spec import with_host_stack
+
+    return with_host_stack(host, driver=driver)
+
+
+DriverOption = Annotated[
+    str | None,
+    typer.Option(
+        "--driver",
+        help="The target's NVIDIA driver (e.g. 550.54.15): plans only builds whose CUDA runtime it can run.",
+        show_default=False,
+    ),
+]
 
 
 EngineOption = Annotated[str | None, typer.Option("--engine", help="Only consider this engine.", show_default=False)]

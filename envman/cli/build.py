@@ -9,6 +9,7 @@ import typer
 
 from envman.cli._app import app, verbose
 from envman.cli._common import (
+    DriverOption,
     EngineOption,
     ForceOption,
     FormatOption,
@@ -30,6 +31,7 @@ def build(
     version: VersionOption = None,
     format: FormatOption = None,
     hardware: HardwareOption = None,
+    driver: DriverOption = None,
     force: ForceOption = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recreate the environment even if it exists.")] = False,
     docker: Annotated[
@@ -52,7 +54,7 @@ def build(
     from envman.plan.planner import Planner
 
     loaded = load(matrix)
-    host = target_host(hardware, loaded)
+    host = target_host(hardware, loaded, driver)
     resolved = resolve_model_arg(loaded, model)
     plan = Planner(loaded, host).plan(
         plan_request(resolved, engine=engine, version=version, format=format, force=force)

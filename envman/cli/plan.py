@@ -8,6 +8,7 @@ import typer
 
 from envman.cli._app import app
 from envman.cli._common import (
+    DriverOption,
     EngineOption,
     ForceOption,
     FormatOption,
@@ -31,6 +32,7 @@ def plan(
     version: VersionOption = None,
     format: FormatOption = None,
     hardware: HardwareOption = None,
+    driver: DriverOption = None,
     max_model_len: MaxModelLenOption = None,
     tensor_parallel_size: TensorParallelSizeOption = None,
     trust_remote_code: Annotated[
@@ -46,7 +48,7 @@ def plan(
     from envman.plan.planner import Planner
 
     loaded = load(matrix)
-    host = target_host(hardware, loaded)
+    host = target_host(hardware, loaded, driver)
     resolved = resolve_model_arg(loaded, model)
     for warning in resolved.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False)

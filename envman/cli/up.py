@@ -10,6 +10,7 @@ import typer
 
 from envman.cli._app import app, passthrough, verbose
 from envman.cli._common import (
+    DriverOption,
     EngineOption,
     ForceOption,
     FormatOption,
@@ -46,6 +47,7 @@ def up(
     version: VersionOption = None,
     format: FormatOption = None,
     hardware: HardwareOption = None,
+    driver: DriverOption = None,
     port: PortOption = 8000,
     host: Annotated[str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
     served_model_name: Annotated[
@@ -98,7 +100,7 @@ def up(
     if not dry_run and (base_image or extra_ca) and not docker:
         raise UsageError("--base-image and --extra-ca go with --docker")
     loaded = load(matrix)
-    target = target_host(hardware, loaded)
+    target = target_host(hardware, loaded, driver)
     reporter = RichReporter(verbose())
     if name:
         servers.check_name(name)

@@ -10,6 +10,7 @@ size that fits. The first viable engine wins; every other one is reported with w
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from packaging.version import InvalidVersion, Version
@@ -30,6 +31,8 @@ from envman.matrix.schema import (
 from envman.plan.dtype import choose_dtype
 from envman.plan.fit import TP_SIZES, Fit, fit
 from envman.plan.request import PlanRequest, parse_format
+from envman.plan.requirements import NONE, newest_runnable, requirements_for
+from envman.plan.requirements import check as check_host
 from envman.plan.result import Plan, Rejection
 from envman.plan.versions import candidate_versions, usable_variants
 
@@ -154,9 +157,10 @@ class Planner:
             return None
         soft_candidates: list[tuple[_Candidate, list[str]]] = []
         for variant in variants:
-            for version, version_soft in candidate_versions(
-                engine, support, variant, request, self.host, reject, self._version_notes
-            ):
+            for version, version_soft in self._runnable(
+                engine, support, variant, request, reject,
+                candidate_versions(engine, support, variant, request, self.host, reject, self._version_notes),
+            ):  # fmt: skip
                 found = self._examine_artifacts(engine, support, variant, version, model, request, rejected)
                 if found is None:
                     continue
@@ -181,6 +185,57 @@ class Planner:
                 )
             return best
         return None
+
+    def _runnable(
+        self,
+        engine: Engine,
+        support: Support,
+        variant: Variant,
+        request: PlanRequest,
+        reject: Callable[..., None],
+        versions: Iterable[tuple[Version, list[str]]],
+    ) -> Iterator[tuple[Version, list[str]]]:
+        """The candidate versions whose builds this host's driver, GPUs and glibc can run.
+
+        A build the host cannot run (its CUDA runtime needs a newer driver, it has no kernels
+        for the GPU, its wheels need a newer glibc: facts read from the released wheels, see
+        ``envman probe --host-requirements``) is rejected with the reason and the way out; the
+        newest older release that does run here, at or above the family's floor, is tried in
+        its place (not yet smoke-tested). ``--force`` keeps the build, as a soft reason.
+        """
+        tried: set[Version] = set()
+        for version, soft in versions:
+            req = requirements_for(self.matrix, engine.name, str(version), variant.name)
+            reasons = check_host(req, self.host) if req is not None and self.host.gpus else []
+            if not reasons:
+                if version not in tried:
+                    tried.add(version)
+                    yield version, soft
+                continue
+            way_out = newest_runnable(self.matrix, engine.name, variant.name, self.host, below=version)
+            floor = support.min_version
+            if way_out is not None and (floor is None or way_out[0] >= floor) and not request.version:
+                older = way_out[0]
+                why = "; ".join(reasons)
+                reject(
+                    f"{why} (the newest release that runs here is {engine.name} {older})", str(version), variant.name
+                )
+                if older not in tried:
+                    tried.add(older)
+                    self._version_notes[(engine.name, older)] = (
+                        f"{engine.name} {older}: the newest release this host's driver, GPUs and glibc can run "
+                        f"({why.split(':')[0]}); not yet smoke-tested"
+                    )
+                    yield older, soft
+                continue
+            if request.force:
+                yield version, [*soft, *reasons]
+                continue
+            reject(
+                "; ".join(reasons) + self._older_driver_line(engine.name, variant.name, version, floor),
+                str(version),
+                variant.name,
+            )
 
     # -- artifacts, dtype, memory ---------------------------------------------------
 
@@ -346,6 +401,7 @@ class Planner:
             memory=estimate,
             host=self.host,
             max_num_batched_tokens=planner.max_num_batched_tokens,
+            requires=self._requires(engine.name, version, variant),
             trust_remote_code=request.trust_remote_code,
             engine_args=tuple(args),
             engine_env=env,
@@ -353,6 +409,34 @@ class Planner:
             warnings=tuple(warnings),
             integrations=integrations,
         )
+
+    def _older_driver_line(self, engine: str, variant: str, version: Version, floor: Version | None) -> str:
+        """Where a lower driver floor would do: the newest older build (above the floor) of an older CUDA line."""
+        current = requirements_for(self.matrix, engine, str(version), variant)
+        if current is None or current.min_driver is None:
+            return ""
+        probed = sorted(
+            (v for (e, var, _), r in self.matrix.build_requirements.items() if e == engine and var == variant
+             for v in [r.version] if v < version and (floor is None or v >= floor)),
+            reverse=True,
+        )  # fmt: skip
+        for older in probed:
+            req = requirements_for(self.matrix, engine, str(older), variant)
+            if req is not None and req.min_driver and Version(req.min_driver) < Version(current.min_driver):
+                return (
+                    f"; or upgrade the driver to >= {req.min_driver} for {engine} {older} "
+                    f"(CUDA {req.cuda_runtime}, not yet smoke-tested)"
+                )
+        return ""
+
+    def _requires(self, engine: str, version: Version, variant: Variant) -> dict[str, object]:
+        """What the build needs from the host (driver, CUDA runtime, GPU architectures, glibc)."""
+        if variant.accelerator is not Accelerator.CUDA:
+            return NONE.to_json()
+        req = requirements_for(self.matrix, engine, str(version), variant.name)
+        if req is None:
+            return NONE.to_json() | {"evidence": f"not probed: `envman probe --host-requirements --engine {engine}`"}
+        return req.to_json()
 
     # -- failure -----------------------------------------------------------------
 

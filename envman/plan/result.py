@@ -50,6 +50,7 @@ class Plan:
     memory: MemoryEstimate
     host: Host
     max_num_batched_tokens: int
+    requires: Mapping[str, Any] = field(default_factory=dict)  # what the build needs from the host stack
     trust_remote_code: bool = False
     engine_args: tuple[str, ...] = ()  # from the matrix's rules for this version and format, and the family's
     engine_env: Mapping[str, str] = field(default_factory=dict)
@@ -85,6 +86,7 @@ class Plan:
             },
             "hardware": self.host.source if self.host.source != "detected" else "detected: " + self.host.describe(),
             "memory": self.memory.to_json(),
+            "requires": dict(self.requires),
             "engine_args": list(self.engine_args),
             "engine_env": dict(self.engine_env),
             "notes": list(self.notes),

@@ -492,3 +492,58 @@ def test_mlx_lm_refuses_an_api_key_it_cannot_check(real_matrix: Matrix) -> None:
     assert launch(plan, Bindings()).argv  # without a key it launches
     with pytest.raises(UsageError, match="cannot check an API key"):
         launch(plan, Bindings(api_key="k"))
+
+
+# -- the host stack: the driver, GPU architectures and glibc each build needs (read from its wheels)
+
+
+@pytest.mark.parametrize(
+    ("hardware", "version", "cuda"),
+    [
+        ("A100-40GBx2,driver=580.65.06", "0.32.0", "13.0"),  # the default: a CUDA 13 build
+        ("A100-40GBx2,driver=550.54.15", "0.19.1", "12.8"),  # CUDA 13 needs >= 580: the newest 12.x build
+        ("A100-40GBx2,driver=535.183.01", "0.19.1", "12.8"),
+        ("V100x4,driver=550.54.15", "0.19.1", "12.8"),  # no CC 7.0 kernels from 0.20.0 either
+        ("RTX5090x2,driver=570.86.10", "0.19.1", "12.8"),  # 0.10.2+ has sm_120 kernels
+        ("B200,driver=550.54.15", "0.19.1", "12.8"),
+        ("H100,driver=580.65.06,glibc=2.27", "0.21.0", "13.0"),  # 0.22+ wheels are manylinux_2_28
+        ("H100,glibc=2.17", "0.8.5.post1", "12.4"),  # only the manylinux1 builds of 2025 run
+    ],
+)
+def test_the_plan_picks_a_build_this_driver_gpu_and_glibc_can_run(
+    real_matrix: Matrix, hardware: str, version: str, cuda: str
+) -> None:
+    plan = make_plan(real_matrix, hardware, "gemma-3-27b-it", engine="vllm")
+    assert str(plan.engine_version) == version
+    assert plan.requires["cuda_runtime"] == cuda
+    if version != "0.32.0":
+        assert any("not yet smoke-tested" in n for n in plan.notes)
+        refused = [r.reason for r in plan.rejected if r.version == "0.32.0"]
+        assert refused, plan.rejected
+        if not hardware.startswith("V100"):  # V100: the compute-capability limit of 0.20+ comes first
+            assert f"the newest release that runs here is vllm {version}" in refused[0]
+
+
+def test_a_driver_too_old_for_every_build_is_refused_with_the_upgrade(real_matrix: Matrix) -> None:
+    error = refusal(real_matrix, "A100-80GB,driver=470.256.02", "gemma-3-27b-it", engine="vllm")
+    assert "upgrade the driver to >= 580" in error.message
+    assert "upgrade the driver to >= 525.60.13 for vllm 0.19.1 (CUDA 12.8" in error.message  # the 12.x line
+
+
+def test_requires_is_in_the_plan_json(real_matrix: Matrix) -> None:
+    gpu = make_plan(real_matrix, "H100", "gemma-3-27b-it", engine="vllm").to_json()["requires"]
+    assert gpu["cuda_runtime"] == "13.0"
+    assert gpu["min_driver"] == "580"
+    assert "9.0" in gpu["compute_capabilities"]
+    assert gpu["glibc"]
+    cpu = make_plan(real_matrix, "cpu", "smoke-gemma3").to_json()["requires"]
+    assert cpu["cuda_runtime"] is None and cpu["min_driver"] is None
+
+
+def test_driver_option_names_the_target_driver(envman_cli: Cli) -> None:
+    result = envman_cli("plan", "gemma-3-27b-it", "--hardware", "A100-40GBx2", "--driver", "550.54.15", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["engine_version"] == "0.19.1"
+    bad = envman_cli("plan", "gemma-3-27b-it", "--hardware", "A100-40GBx2", "--driver", "five-fifty")
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
