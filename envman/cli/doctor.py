@@ -5,7 +5,6 @@ The ``--json`` shape is documented in :mod:`envman.hardware.doctor`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated
 
 import typer
@@ -14,8 +13,8 @@ from envman.cli._app import app
 from envman.cli._console import err, out, print_json
 from envman.errors import EnvmanError
 from envman.hardware.doctor import DoctorReport, run_doctor
-from envman.hardware.host import GIB
-from envman.matrix.schema import GpuSpec
+from envman.hardware.host import GIB, Host
+from envman.matrix.schema import Matrix
 
 
 @app.command("doctor")
@@ -23,23 +22,57 @@ def doctor(
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Show this machine's OS, CPU, GPUs, driver, uv and docker, as envman sees them."""
-    report = run_doctor(_gpu_table())
+    matrix = _matrix()
+    report = run_doctor(matrix.gpus if matrix else {})
+    builds = _builds(matrix, report.host) if matrix else []
     if json:
-        print_json(report.to_json())
+        print_json(report.to_json() | {"builds": builds})
     else:
         for line in _table(report):
             out.print(line, markup=False)
+        for build in builds:
+            reasons = build["reasons"]
+            assert isinstance(reasons, list)
+            verdict = "runs here" if build["runs"] else "cannot run here: " + "; ".join(reasons)
+            out.print(f"build {build['engine']} {build['version']} ({build['variant']})  {verdict}", markup=False)
 
 
-def _gpu_table() -> Mapping[str, GpuSpec]:
+def _matrix() -> Matrix | None:
     # The GPU table only names detected GPUs; a broken matrix must not stop the doctor.
     from envman.matrix.load import load_matrix
 
     try:
-        return load_matrix().gpus
+        return load_matrix()
     except EnvmanError as error:
-        err.print(f"[yellow]warning:[/] GPU table not loaded: {error.message}", highlight=False)
-        return {}
+        err.print(f"[yellow]warning:[/] matrix.toml not loaded: {error.message}", highlight=False)
+        return None
+
+
+def _builds(matrix: Matrix, host: Host) -> list[dict[str, object]]:
+    """Each locked known-good build: whether this host runs it (accelerator, driver, GPUs, glibc) and why not."""
+    from envman.matrix.combinations import known_good
+    from envman.plan.requirements import check, requirements_for
+
+    found = []
+    for combination in known_good(matrix):
+        variant = matrix.engines[combination.engine].variants[combination.variant]
+        reasons: list[str] = []
+        if variant.accelerator is not host.accelerator:
+            reasons.append(f"a {variant.accelerator.value} build; this is a {host.accelerator.value} host")
+        else:
+            req = requirements_for(matrix, combination.engine, str(combination.version), combination.variant)
+            if req is not None:
+                reasons += check(req, host)
+        found.append(
+            {
+                "engine": combination.engine,
+                "version": str(combination.version),
+                "variant": combination.variant,
+                "runs": not reasons,
+                "reasons": reasons,
+            }
+        )
+    return found
 
 
 def _table(report: DoctorReport) -> list[str]:

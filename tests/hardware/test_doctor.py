@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import envman.cli.doctor as doctor_cli
+import envman.cli.doctor  # noqa: F401  (registers the command on `app`)
 from envman.cli._app import app
 from envman.hardware import doctor
 from envman.matrix.schema import GpuSpec
@@ -26,6 +26,7 @@ A100_40GB = {"name": "NVIDIA A100-SXM4-40GB", "cc": (8, 0), "total_gib": 40, "fr
 
 TOP_KEYS = [
     "os", "arch", "glibc", "python", "cpu", "gpus", "driver_version", "cuda_driver_version", "uv", "docker", "notes",
+    "builds",
 ]  # fmt: skip
 GPU_KEYS = ["index", "name", "compute_capability", "memory_total_bytes", "memory_free_bytes", "uuid", "table_entry"]
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +78,7 @@ def test_doctor_with_two_a100s(
     install_nvml: InstallNvml, gpu_table: Mapping[str, GpuSpec], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_nvml([dict(A100_40GB, uuid="GPU-aaaa"), dict(A100_40GB, uuid="GPU-bbbb")], driver="550.54.15", cuda=12040)
-    monkeypatch.setattr(doctor_cli, "_gpu_table", lambda: gpu_table)
+    del gpu_table, monkeypatch  # the doctor reads the real matrix: its GPU table and the builds' needs
 
     result = CliRunner().invoke(app, ["doctor", "--json"])
 
@@ -94,6 +95,11 @@ def test_doctor_with_two_a100s(
         "table_entry": "A100-40GB",
     }
     assert (data["driver_version"], data["cuda_driver_version"]) == ("550.54.15", "12.4")
+    builds = {(b["engine"], b["version"], b["variant"]): b for b in data["builds"]}
+    cuda = builds[("vllm", "0.32.0", "cuda")]
+    assert not cuda["runs"]  # a CUDA 13 build: driver 550 is too old
+    assert "upgrade the driver to >= 580" in cuda["reasons"][0]
+    assert "a cpu build" in builds[("xllamacpp", "2026.10.11549", "cpu")]["reasons"][0]
     assert not any(note.startswith("NVML") for note in data["notes"])
 
     table = CliRunner().invoke(app, ["doctor"])

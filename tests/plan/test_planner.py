@@ -537,7 +537,8 @@ def test_requires_is_in_the_plan_json(real_matrix: Matrix) -> None:
     assert "9.0" in gpu["compute_capabilities"]
     assert gpu["glibc"]
     cpu = make_plan(real_matrix, "cpu", "smoke-gemma3").to_json()["requires"]
-    assert cpu["cuda_runtime"] is None and cpu["min_driver"] is None
+    assert cpu["cuda_runtime"] is None
+    assert cpu["min_driver"] is None
 
 
 def test_driver_option_names_the_target_driver(envman_cli: Cli) -> None:
