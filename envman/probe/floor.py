@@ -18,7 +18,7 @@ from packaging.version import Version
 from envman import paths, pypi
 from envman.errors import UsageError
 from envman.matrix.schema import Engine, Family
-from envman.probe.readers import READERS, Catalog, Reader
+from envman.probe.readers import Catalog, Reader, load_readers
 from envman.probe.search import support_window
 from envman.report import NullReporter, Reporter
 
@@ -66,11 +66,12 @@ class ProbeResult:
 
 
 def reader_for(key: str) -> Reader:
+    readers = load_readers()
     try:
-        return READERS[key]
+        return readers[key]
     except KeyError:
-        close = difflib.get_close_matches(key, READERS, n=3)
-        hint = f"Did you mean {', '.join(close)}?" if close else f"Known readers: {', '.join(sorted(READERS))}."
+        close = difflib.get_close_matches(key, readers, n=3)
+        hint = f"Did you mean {', '.join(close)}?" if close else f"Known readers: {', '.join(sorted(readers))}."
         raise UsageError(f"no probe reader named {key!r}", hint=hint) from None
 
 

@@ -7,7 +7,9 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from envman.probe.readers import READERS
+from envman.probe.readers import load_readers
+
+READERS = load_readers()
 
 
 def sdist(path: Path, files: dict[str, str]) -> Path:

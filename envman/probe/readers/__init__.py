@@ -78,12 +78,16 @@ def reader(
     return register
 
 
-# Built-in readers register themselves on import, the way an external one would.
-from envman.probe.readers import (  # noqa: E402, F401
-    llamacpp,
-    lmdeploy_archs,
-    mlx_models,
-    sglang_models,
-    transformers_models,
-    vllm_registry,
-)
+def load_readers() -> dict[str, Reader]:
+    """Every reader: each module of this package (a new reader is one new file here, nothing to
+    register), then plugins in the ``envman.probe_readers`` entry-point group, as engines are."""
+    import importlib
+    import pkgutil
+    from importlib.metadata import entry_points
+
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+    for entry in entry_points(group="envman.probe_readers"):
+        entry.load()  # the module registers its readers with @reader on import
+    return READERS
