@@ -15,8 +15,6 @@ from pathlib import Path
 from envman.errors import UsageError
 from envman.matrix.catalog import find_model, unknown_model
 from envman.matrix.schema import Matrix
-from envman.models.hub import read_repo
-from envman.models.local import read_path
 from envman.models.resolved import ResolvedModel, Source
 
 REPO_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
@@ -47,10 +45,14 @@ def resolve(matrix: Matrix, spec: str, *, model_path: Path | None = None, allow_
         return ResolvedModel(model=model, source=Source.CATALOG, spec=wanted, repo=repo, revision=revision)
     path = Path(wanted).expanduser()
     if path.exists():
+        from envman.models.local import read_path  # gguf and numpy: ~0.9 s, only for files
+
         return dataclasses.replace(read_path(matrix, path, allow_unknown=allow_unknown), spec=wanted)
     if _looks_like_path(wanted):
         raise UsageError(f"{path.absolute()} does not exist", hint="pass a .gguf file or a folder holding config.json")
     if match:
+        from envman.models.hub import read_repo  # huggingface_hub, gguf and numpy: only for a repo id
+
         return dataclasses.replace(
             read_repo(matrix, match["repo"], match["revision"], allow_unknown=allow_unknown), spec=wanted
         )
@@ -64,6 +66,8 @@ def _looks_like_path(spec: str) -> bool:
 def _named_local(matrix: Matrix, spec: str, model_path: Path, allow_unknown: bool) -> ResolvedModel:
     """``--model-path``: the weights there, under the name ``spec`` when one is given."""
     found = find_model(matrix, spec) if spec else None
+    from envman.models.local import read_path
+
     local = read_path(matrix, model_path, allow_unknown=allow_unknown)
     if found is not None and local.model.family and found[0].family != local.model.family:
         catalog = found[0]
