@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("docker", "pynvml", "vllm", "xllamacpp", "torch", "transformers", "tomlkit", "pydantic")
+HEAVY = (
+    "docker", "pynvml", "vllm", "xllamacpp", "torch", "transformers", "tomlkit", "pydantic",
+    "numpy", "gguf", "huggingface_hub", "yaml", "psutil",
+)  # fmt: skip
 
 
 def imported_after(argv: list[str]) -> set[str]:
