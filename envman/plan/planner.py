@@ -359,8 +359,7 @@ class Planner:
         mechanism = fitted.multinode
         if mechanism is not None:
             notes.append(
-                f"{fitted.nodes} nodes of {gpu}, {mechanism.mechanism.value}: {mechanism.reason} "
-                f"(the fewest nodes that fit; {engine.name} {version}: {mechanism.evidence})"
+                f"{fitted.nodes} nodes of {gpu} (the fewest that fit), {mechanism.mechanism.value}: {mechanism.reason}"
             )
             if mechanism.mechanism.value == "ray":
                 warnings.append(
