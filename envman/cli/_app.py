@@ -58,6 +58,7 @@ def _register() -> None:
         dockerfile,
         doctor,
         envs,
+        k8s,
         lock,
         matrix,
         models,
