@@ -57,11 +57,17 @@ def k8s(
     from envman.docker.dockerfile import image_tag
     from envman.errors import UsageError
     from envman.files import atomic_write
-    from envman.k8s.manifests import Options, build, dump
+    from envman.k8s.manifests import Options, build, check_image, dump, rfc1123
     from envman.k8s.validate import check
     from envman.matrix.combinations import Combination
     from envman.plan.planner import Planner
 
+    rfc1123(namespace, "--namespace")  # bad input fails before anything is planned
+    rfc1123(secret, "--secret")
+    if name is not None:
+        rfc1123(name, "--name")
+    if image is not None:
+        check_image(image)
     loaded = load(matrix)
     host = target_host(hardware, loaded)
     resolved = resolve_model_arg(loaded, model)

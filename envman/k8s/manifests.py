@@ -72,6 +72,7 @@ def build(plan: Plan, options: Options) -> list[dict[str, Any]]:
     namespace = rfc1123(options.namespace, "--namespace")
     name = rfc1123(options.name or default_name(plan), "--name")
     image = check_image(options.image)
+    rfc1123(options.secret, "--secret")
     bindings = Bindings(host=POD_BIND, port=options.port, api_key="from-secret" if options.api_key else None)
     meta = {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": name}}
     if plan.nodes < 2:
@@ -185,9 +186,14 @@ def _service(meta: dict[str, Any], selector: dict[str, str], port: int) -> dict[
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a label map used twice is written twice, not as an &anchor a reader may not expect
+
+
 def dump(documents: list[dict[str, Any]]) -> str:
     """The manifests as one YAML stream (PyYAML's emitter quotes whatever needs quoting)."""
-    return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False)
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
 def uses_ray(plan: Plan) -> bool:
