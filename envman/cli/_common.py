@@ -43,6 +43,7 @@ BOUNDS: dict[str, Bound] = {
     "--jobs": Bound(1, 64),
     "--older-than": Bound(0, 100 * 365 * 86400, unit=" s"),
     "--min-memory-gib": Bound(0, 64 * 1024),
+    "--nodes": Bound(1, 64),
 }
 
 
@@ -102,6 +103,14 @@ GpuMemoryUtilizationOption = Annotated[
 TimeoutOption = Annotated[
     float,
     typer.Option("--timeout", help="Seconds the engine may take to become ready.", callback=bounded("--timeout")),
+]
+NodesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nodes",
+        help="Plan for up to N identical nodes of --hardware (the fewest that fit; default 1).",
+        callback=bounded("--nodes"),
+    ),
 ]
 JobsOption = Annotated[int, typer.Option("--jobs", help="Smokes run at once.", callback=bounded("--jobs"))]
 

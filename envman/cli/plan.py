@@ -17,6 +17,7 @@ from envman.cli._common import (
     MatrixOption,
     MaxModelLenOption,
     ModelArgument,
+    NodesOption,
     TensorParallelSizeOption,
     VersionOption,
     load,
@@ -35,6 +36,7 @@ def plan(
     driver: DriverOption = None,
     max_model_len: MaxModelLenOption = None,
     tensor_parallel_size: TensorParallelSizeOption = None,
+    nodes: NodesOption = None,
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Let the engine run the model repository's own code.")
     ] = False,
@@ -44,7 +46,8 @@ def plan(
 ) -> None:
     """Choose how to serve MODEL on the target hardware, and say why every alternative was rejected."""
     from envman.cli._model import plan_request, resolve_model_arg
-    from envman.engines.launch import Bindings, launch
+    from envman.cli._nodes import launches, nodes_json, render_nodes
+    from envman.engines.launch import Bindings
     from envman.plan.planner import Planner
 
     loaded = load(matrix)
@@ -60,16 +63,17 @@ def plan(
             format=format,
             max_model_len=max_model_len,
             tensor_parallel_size=tensor_parallel_size,
+            nodes=nodes,
             trust_remote_code=trust_remote_code,
             force=force,
         )
     )
-    bound = launch(
-        result, Bindings(weights=str(resolved.path) if resolved.path else None)
-    )  # what `envman up` would run with its defaults
+    # what `envman up` would run with its defaults (the leader's command over several nodes)
+    bound, per_node = launches(result, Bindings(weights=str(resolved.path) if resolved.path else None))
     if json:
-        print_json(result.to_json() | bound.to_json())
+        print_json(result.to_json() | bound.to_json() | nodes_json(bound, per_node))
         return
     from envman.cli._render import render_plan
 
     render_plan(result, bound, out)
+    render_nodes(result, per_node, out)

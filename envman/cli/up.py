@@ -19,6 +19,7 @@ from envman.cli._common import (
     JsonOption,
     MatrixOption,
     MaxModelLenOption,
+    NodesOption,
     PortOption,
     TimeoutOption,
     VersionOption,
@@ -58,6 +59,7 @@ def up(
         str, typer.Option("--tensor-parallel-size", help="N, or auto (the smallest that fits).")
     ] = "auto",
     gpu_memory_utilization: GpuMemoryUtilizationOption = None,
+    nodes: NodesOption = None,
     api_key: Annotated[str | None, typer.Option("--api-key", help="Require this key from clients.")] = None,
     model_path: Annotated[
         Path | None, typer.Option("--model-path", help="Serve local weights (an HF directory or a .gguf file).")
@@ -88,14 +90,21 @@ def up(
 ) -> None:
     """Plan, build or reuse the environment, get the weights, start the engine, wait until it answers."""
     from envman.cli._model import local_weights, plan_request, resolve_model_arg
+    from envman.cli._nodes import launches, nodes_json, render_nodes
     from envman.cli._reporter import RichReporter
-    from envman.engines.launch import Bindings, launch
+    from envman.engines.launch import Bindings
     from envman.plan.planner import Planner
     from envman.run import ports, servers
 
     engine_args = tuple(passthrough() or ())
     if json and not (dry_run or detach):
         raise UsageError("--json needs --dry-run or --detach", hint="a foreground server prints its logs instead")
+    if nodes is not None and nodes > 1 and not dry_run:
+        raise UsageError(
+            f"envman up --nodes {nodes} would start engines on other machines: envman does not start remote nodes",
+            hint=f"--dry-run --nodes {nodes} prints each node's commands; `envman k8s MODEL --nodes {nodes}` "
+            "prints a LeaderWorkerSet that starts them",
+        )
     tp = parse_tensor_parallel_size(tensor_parallel_size)
     if not dry_run and (base_image or extra_ca) and not docker:
         raise UsageError("--base-image and --extra-ca go with --docker")
@@ -117,6 +126,7 @@ def up(
             format=format,
             max_model_len=max_model_len,
             tensor_parallel_size=tp,
+            nodes=nodes,
             memory_utilization=gpu_memory_utilization,
             trust_remote_code=trust_remote_code,
             force=force,
@@ -131,7 +141,8 @@ def up(
         api_key=api_key,
         extra_args=engine_args,
     )
-    shown = launch(plan, bindings)  # the adapter refuses a key its engine cannot check, before anything runs
+    # the adapter refuses a key its engine cannot check, before anything runs
+    shown, per_node = launches(plan, bindings)
     if host not in LOCAL_BINDS:
         reporter.warn(
             f"--host {host}: the server is reachable from other machines" + ("" if api_key else " without an API key")
@@ -140,11 +151,16 @@ def up(
         reporter.warn(warning)
     if dry_run:
         if json:
-            print_json({"plan": plan.to_json() | shown.to_json(), **shown.to_json(), "name": server_name})
+            nodes_part = nodes_json(shown, per_node)
+            print_json(
+                {"plan": plan.to_json() | shown.to_json() | nodes_part, **shown.to_json(), **nodes_part,
+                 "name": server_name}
+            )  # fmt: skip
             return
         from envman.cli._render import render_plan
 
         render_plan(plan, shown, out)
+        render_nodes(plan, per_node, out)
         return
     _serve(
         loaded, plan, bindings, server_name, model_path, detach, json, timeout, docker, base_image, extra_ca, reporter

@@ -9,11 +9,14 @@ both into a :class:`~envman.engines.base.Launch`; nothing plans twice to change 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from envman.engines.base import Launch, LaunchSpec, adapter_for, refuse_key
+from envman.errors import ConfigError, UsageError
 from envman.hardware.host import GIB
-from envman.matrix.schema import Format
+from envman.matrix.schema import Format, NodeMechanism
 from envman.plan.result import Plan
 
 LOOPBACK = "127.0.0.1"
@@ -61,9 +64,8 @@ def served_name(plan: Plan, bindings: Bindings) -> str:
     return bindings.served_model_name or plan.model.name
 
 
-def launch(plan: Plan, bindings: Bindings) -> Launch:
-    """The engine's argv and environment for ``plan`` bound to ``bindings``."""
-    spec = LaunchSpec(
+def _spec(plan: Plan, bindings: Bindings) -> LaunchSpec:
+    return LaunchSpec(
         model_path=bindings.weights or default_weights(plan),
         served_model_name=served_name(plan, bindings),
         host=bindings.host,
@@ -80,6 +82,11 @@ def launch(plan: Plan, bindings: Bindings) -> Launch:
         extra_args=(*plan.engine_args, *bindings.extra_args),
         env=plan.engine_env,
     )
+
+
+def launch(plan: Plan, bindings: Bindings) -> Launch:
+    """The engine's argv and environment for ``plan`` bound to ``bindings``."""
+    spec = _spec(plan, bindings)
     adapter = adapter_for(plan.engine)
     if not getattr(adapter, "checks_api_key", True):
         refuse_key(plan.engine, spec)
@@ -92,3 +99,119 @@ def launch(plan: Plan, bindings: Bindings) -> Launch:
         url_root=url_root(bindings.host, bindings.port),
         served_model_name=spec.served_model_name,
     )
+
+
+# -- several nodes ------------------------------------------------------------------------
+
+LEADER_PLACEHOLDER = "<leader-address>"  # printed where the leader's address is not known yet
+NODE_ADDRESS_PLACEHOLDER = "<this-node-address>"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node's part in a multi-node plan, as the adapter needs it for that node's argv."""
+
+    nodes: int
+    rank: str  # "0", "1" … or a reference the runtime expands ("$(LWS_WORKER_INDEX)" in a manifest)
+    leader_address: str
+    mechanism: NodeMechanism
+    pipeline_parallel_size: int
+    data_parallel_size: int
+    expert_parallel: bool
+    node_address: str | None = None  # this node's own address, for engines that document a variable for it
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == "0"
+
+
+@dataclass(frozen=True)
+class NodeLaunch:
+    """What one node runs: ``setup`` commands first (``ray start --head``), then ``launch``."""
+
+    rank: str
+    setup: tuple[tuple[str, ...], ...]
+    launch: Launch
+
+    @property
+    def role(self) -> str:
+        return "leader" if self.rank == "0" else "worker"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "rank": self.rank,
+            "role": self.role,
+            "setup": [list(command) for command in self.setup],
+            "command": list(self.launch.argv),
+            "env": self.launch.shown_env(),
+        }
+
+
+class NodeAdapter(Protocol):
+    def node_launch(self, spec: LaunchSpec, node: NodeSpec) -> tuple[tuple[tuple[str, ...], ...], Launch]: ...
+
+
+def node_launches(
+    plan: Plan,
+    bindings: Bindings,
+    leader_address: str = LEADER_PLACEHOLDER,
+    ranks: Sequence[str] | None = None,
+    node_address: str | None = None,
+) -> list[NodeLaunch]:
+    """Each node's commands for a multi-node ``plan``: rank 0 (the leader, which serves) first.
+
+    ``ranks`` picks which ranks to render (a manifest renders "0" and one worker template whose
+    rank the runtime fills in); ``node_address`` is this node's address where the engine
+    documents a variable for it (vLLM's VLLM_HOST_IP with Ray).
+    """
+    mechanism = plan.multinode
+    if mechanism is None or plan.nodes < 2:
+        raise UsageError(
+            f"the plan for {plan.model.name} uses one node: there are no per-node commands",
+            hint="plan with --nodes N for a model that needs more than one node",
+        )
+    adapter = adapter_for(plan.engine)
+    if not hasattr(adapter, "node_launch"):
+        raise ConfigError(f"the {plan.engine} adapter cannot launch over several nodes")
+    node_adapter: NodeAdapter = adapter  # type: ignore[assignment]  # checked just above
+    spec = _spec(plan, bindings)
+    if not getattr(adapter, "checks_api_key", True):
+        refuse_key(plan.engine, spec)
+    out = []
+    for rank in ranks if ranks is not None else [str(r) for r in range(plan.nodes)]:
+        node = NodeSpec(
+            nodes=plan.nodes,
+            rank=rank,
+            leader_address=leader_address,
+            mechanism=mechanism.mechanism,
+            pipeline_parallel_size=plan.pipeline_parallel_size,
+            data_parallel_size=plan.data_parallel_size,
+            expert_parallel=plan.expert_parallel,
+            node_address=node_address
+            if node_address is not None
+            else (NODE_ADDRESS_PLACEHOLDER if mechanism.node_env else None),
+        )
+        setup, made = node_adapter.node_launch(spec, node)
+        env = dict(made.env)
+        for name in mechanism.node_env:
+            env.setdefault(name, node.node_address or NODE_ADDRESS_PLACEHOLDER)
+        served = node.leader
+        made = Launch(
+            argv=made.argv,
+            env=env,
+            ready_path=made.ready_path if served else "",
+            secret_env=made.secret_env,
+            url_root=url_root(bindings.host, bindings.port) if served else "",
+            served_model_name=spec.served_model_name if served else "",
+        )
+        out.append(NodeLaunch(rank=rank, setup=setup, launch=made))
+    return out
+
+
+def node_launches_json(launches: Sequence[NodeLaunch]) -> dict[str, object]:
+    """The per-node part of plan JSON: ``node_commands`` (one argv per rank), setup lines, env."""
+    return {
+        "node_commands": [list(n.launch.argv) for n in launches],
+        "node_setup": [[list(c) for c in n.setup] for n in launches],
+        "node_env": [n.launch.shown_env() for n in launches],
+    }

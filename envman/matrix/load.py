@@ -23,6 +23,7 @@ from envman.matrix.reader import Problems, Reader, decode, parse_enum, parse_tom
 from envman.matrix.schema import (
     Accelerator,
     Artifact,
+    CrossNode,
     DependencyOverride,
     DtypeRule,
     Engine,
@@ -34,6 +35,8 @@ from envman.matrix.schema import (
     Matrix,
     Modality,
     Model,
+    MultiNode,
+    NodeMechanism,
     PlannerDefaults,
     QuantSpec,
     Rule,
@@ -155,7 +158,13 @@ def _engine(p: Problems, name: str, r: Reader) -> Engine:
         rr = Reader(p, table, r.where + ("rules", i))
         rules.append(_rule(rr))
         rr.done()
+    multinode = []
+    for i, table in enumerate(r.tables("multinode")):
+        mr = Reader(p, table, r.where + ("multinode", i))
+        multinode.append(_multinode(mr))
+        mr.done()
     return Engine(
+        multinode=tuple(multinode),
         name=name,
         description=r.text("description"),
         package=r.text("package"),
@@ -173,6 +182,22 @@ def _engine(p: Problems, name: str, r: Reader) -> Engine:
         dependency_overrides=tuple(overrides),
         homepage=r.text("homepage", ""),
     )
+
+
+def _multinode(r: Reader) -> MultiNode:
+    entry = MultiNode(
+        versions=r.spec("versions"),
+        mechanism=r.enum("mechanism", NodeMechanism),
+        across=r.enum("across", CrossNode),
+        reason=r.text("reason"),
+        evidence=r.text("evidence"),
+        expert_parallel=r.flag("expert_parallel"),
+        moe_only=r.flag("moe_only"),
+        node_env=r.strs("node_env"),
+    )
+    if entry.mechanism is NodeMechanism.DATA_PARALLEL and entry.across is not CrossNode.DATA:
+        r.p.add(r.where + ("across",), "the data-parallel mechanism splits data across nodes: across = 'data'")
+    return entry
 
 
 def _known_bad(r: Reader) -> KnownBad:

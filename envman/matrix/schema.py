@@ -100,6 +100,37 @@ class Rule:
         return version in self.versions and (not self.formats or fmt in self.formats)
 
 
+class NodeMechanism(enum.StrEnum):
+    """How a release starts one server over several nodes (read from its argument parser)."""
+
+    RAY = "ray"  # `ray start --head` / `ray start --address`, then --distributed-executor-backend ray
+    MULTIPROCESSING = "multiprocessing"  # vLLM --nnodes/--node-rank/--master-addr, workers --headless
+    DATA_PARALLEL = "data-parallel"  # vLLM --data-parallel-address/--data-parallel-start-rank, workers --headless
+    DIST_INIT = "dist-init"  # SGLang --nnodes/--node-rank/--dist-init-addr
+
+
+class CrossNode(enum.StrEnum):
+    """What is split across nodes (tensor parallelism stays within a node where it can)."""
+
+    PIPELINE = "pipeline"  # layers: pipeline_parallel_size = nodes
+    DATA = "data"  # replicas of attention, experts sharded over every GPU (expert parallel)
+    TENSOR = "tensor"  # tensor parallelism over every GPU of every node (a release without pipeline parallelism)
+
+
+@dataclass(frozen=True)
+class MultiNode:
+    """One way an engine's releases in ``versions`` serve a model over several nodes."""
+
+    versions: SpecifierSet
+    mechanism: NodeMechanism
+    across: CrossNode
+    reason: str
+    evidence: str  # artifact, member, line and the option string
+    expert_parallel: bool = False  # MoE experts sharded over all ranks (--enable-expert-parallel)
+    moe_only: bool = False  # chosen only for mixture-of-experts models
+    node_env: tuple[str, ...] = ()  # per-node variables the engine documents (VLLM_HOST_IP: this node's address)
+
+
 @dataclass(frozen=True)
 class Engine:
     name: str
@@ -117,6 +148,11 @@ class Engine:
     known_good_evidence: str = ""
     dependency_overrides: tuple[DependencyOverride, ...] = ()
     homepage: str = ""
+    multinode: tuple[MultiNode, ...] = ()  # in order of preference
+
+    def multinode_for(self, version: Version) -> tuple[MultiNode, ...]:
+        """The multi-node mechanisms release ``version`` has, most preferred first."""
+        return tuple(m for m in self.multinode if version in m.versions)
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,17 @@ class MemoryEstimate:
     available_bytes: int  # per device, at the utilisation share
     utilization: float
     max_model_len: int
+    nodes: int = 1  # the devices are spread over this many identical nodes
+    # Data parallelism (MoE over nodes): each of ``replicas`` ranks holds its own copy of the
+    # replicated weights and its own KV cache; only the rest (the experts) is sharded over every device.
+    replicas: int = 1
+    replicated_weights_bytes: int = 0
 
     @property
     def per_device_bytes(self) -> int:
-        return (self.weights_bytes + self.kv_cache_bytes) // self.devices + self.overhead_bytes
+        sharded = self.weights_bytes - self.replicated_weights_bytes
+        per_replica = (self.replicated_weights_bytes + self.kv_cache_bytes) * self.replicas
+        return (sharded + per_replica) // self.devices + self.overhead_bytes
 
     @property
     def fits(self) -> bool:
@@ -71,12 +78,17 @@ class MemoryEstimate:
     def explain(self) -> str:
         need = self.per_device_bytes / GIB
         where = "per GPU" if self.device_label != "CPU RAM" else "of RAM"
+        shard = self.devices // self.replicas
+        weights = (self.weights_bytes - self.replicated_weights_bytes) / self.devices
+        weights += self.replicated_weights_bytes / shard
         parts = (
-            f"weights {self.weights_bytes / GIB / self.devices:.1f} + KV cache "
-            f"{self.kv_cache_bytes / GIB / self.devices:.1f} for {self.max_model_len} tokens + overhead "
+            f"weights {weights / GIB:.1f} + KV cache "
+            f"{self.kv_cache_bytes / GIB / shard:.1f} for {self.max_model_len} tokens + overhead "
             f"{self.overhead_bytes / GIB:.1f}"
         )
         devices = f"{self.devices}x {self.device_label}" if self.device_label != "CPU RAM" else "this host"
+        if self.nodes > 1:
+            devices = f"{self.nodes} nodes of {self.devices // self.nodes}x {self.device_label}"
         return (
             f"needs {need:.1f} GiB {where} ({parts}); {devices} gives {self.available_bytes / GIB:.1f} GiB "
             f"at {self.utilization:.0%} utilisation"
@@ -88,6 +100,7 @@ class MemoryEstimate:
             "kv_cache_gib": round(self.kv_cache_bytes / GIB, 2),
             "overhead_gib_per_device": round(self.overhead_bytes / GIB, 2),
             "devices": self.devices,
+            "nodes": self.nodes,
             "needed_gib_per_device": round(self.per_device_bytes / GIB, 2),
             "available_gib_per_device": round(self.available_bytes / GIB, 2),
             "utilization": self.utilization,

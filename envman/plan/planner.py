@@ -100,6 +100,7 @@ class Planner:
                     hint="name a bigger target with --hardware, e.g. --hardware H100x" + str(tp),
                 )
 
+        self._check_nodes(request)
         rejected: list[Rejection] = []
         viable: list[_Candidate] = []
         forced: list[_Candidate] = []
@@ -134,6 +135,24 @@ class Planner:
         rejected.sort(key=lambda r: order.get(r.engine, 99))
         plan = chosen.plan
         return Plan(**{**plan.__dict__, "rejected": tuple(rejected), "forced": tuple(chosen.soft_reasons)})
+
+    def _check_nodes(self, request: PlanRequest) -> None:
+        nodes = request.nodes
+        if nodes is None or nodes == 1:
+            return
+        if nodes < 1:
+            raise UsageError(f"--nodes {nodes} must be 1 or more")
+        if self.host.accelerator is not Accelerator.CUDA:
+            raise UsageError(
+                f"--nodes {nodes} needs GPU nodes; the target is {self.host.describe()}",
+                hint="name the GPUs of one node, e.g. --hardware H100x8 --nodes 2",
+            )
+        tp = request.tensor_parallel_size
+        if tp is not None and tp > len(self.host.gpus):
+            raise UsageError(
+                f"--tensor-parallel-size {tp} is more than the {len(self.host.gpus)} GPUs of one node",
+                hint="with --nodes, --tensor-parallel-size is the split inside each node",
+            )
 
     # -- engines, variants, versions ----------------------------------------------
 
@@ -303,12 +322,14 @@ class Planner:
                 )
                 continue
             dtype, dtype_notes = choose_dtype(self.matrix, self.host, artifact)
-            fitted = fit(self.matrix, self.host, engine, model, artifact, dtype, request)
+            fitted = fit(self.matrix, self.host, engine, model, artifact, dtype, request, version=version)
             if isinstance(fitted, str):
                 soft.append(fitted)
                 reject(fitted, soft=True)
                 if soft_fallback is None and request.force:
-                    forced_fit = fit(self.matrix, self.host, engine, model, artifact, dtype, request, True)
+                    forced_fit = fit(
+                        self.matrix, self.host, engine, model, artifact, dtype, request, True, version=version
+                    )
                     assert not isinstance(forced_fit, str)
                     forced_plan = self._make_plan(
                         engine, support, variant, version, model, artifact, dtype, forced_fit, request
@@ -385,8 +406,21 @@ class Planner:
                 f"--tensor-parallel-size {request.tensor_parallel_size} does not apply: {engine.name} "
                 "splits layers over the GPUs instead"
             )
-        elif tp > 1 and not request.tensor_parallel_size:
+        elif tp > 1 and not request.tensor_parallel_size and fitted.nodes == 1:
             notes.append(f"tensor_parallel_size {tp}: the smallest split that fits")
+        gpu = f"{len(self.host.gpus)}x {self.host.gpus[0].name}" if self.host.gpus else ""
+        if (request.nodes or 1) > 1 and fitted.nodes == 1:
+            notes.append(f"fits one node of {gpu}: stays on one node (--nodes {request.nodes} is not needed)")
+        mechanism = fitted.multinode
+        if mechanism is not None:
+            notes.append(
+                f"{fitted.nodes} nodes of {gpu} (the fewest that fit), {mechanism.mechanism.value}: {mechanism.reason}"
+            )
+            if mechanism.mechanism.value == "ray":
+                warnings.append(
+                    f"the Ray mechanism of {engine.name} {version} needs the ray package in every node's "
+                    "environment; envman's lock does not add it"
+                )
         notes.append(f"memory: {estimate.explain()}")
         return Plan(
             model=model,
@@ -396,6 +430,11 @@ class Planner:
             artifact=artifact,
             dtype=dtype,
             tensor_parallel_size=tp,
+            nodes=fitted.nodes,
+            pipeline_parallel_size=fitted.pipeline_parallel_size,
+            data_parallel_size=fitted.data_parallel_size,
+            expert_parallel=bool(mechanism and mechanism.expert_parallel),
+            multinode=mechanism,
             max_model_len=estimate.max_model_len,
             memory_utilization=utilization,
             memory=estimate,

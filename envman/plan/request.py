@@ -21,6 +21,7 @@ class PlanRequest:
     format: str | None = None  # "gguf" or "gguf:Q4_K_M"
     max_model_len: int | None = None
     tensor_parallel_size: int | None = None
+    nodes: int | None = None  # at most this many identical nodes of the target (None: one)
     memory_utilization: float | None = None
     trust_remote_code: bool = False
     force: bool = False

@@ -13,7 +13,7 @@ from typing import Any
 from packaging.version import Version
 
 from envman.hardware.host import Host
-from envman.matrix.schema import Artifact, Model, Variant
+from envman.matrix.schema import Artifact, Model, MultiNode, Variant
 from envman.plan.memory import MemoryEstimate
 
 
@@ -59,6 +59,12 @@ class Plan:
     rejected: tuple[Rejection, ...] = ()
     integrations: tuple[dict[str, Any], ...] = ()
     forced: tuple[str, ...] = field(default=())  # reasons --force overrode
+    # Over several nodes: tensor parallel inside each, pipeline or data parallel across them.
+    nodes: int = 1
+    pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1
+    expert_parallel: bool = False
+    multinode: MultiNode | None = None  # the release's mechanism (None: one node)
 
     @property
     def family(self) -> str:
@@ -75,7 +81,18 @@ class Plan:
             "format": self.artifact.format.value,
             "quantization": self.artifact.quantization,
             "dtype": self.dtype,
+            "nodes": self.nodes,
             "tensor_parallel_size": self.tensor_parallel_size,
+            "pipeline_parallel_size": self.pipeline_parallel_size,
+            "data_parallel_size": self.data_parallel_size,
+            "expert_parallel": self.expert_parallel,
+            "multinode": None
+            if self.multinode is None
+            else {
+                "mechanism": self.multinode.mechanism.value,
+                "across": self.multinode.across.value,
+                "evidence": self.multinode.evidence,
+            },
             "max_model_len": self.max_model_len,
             "memory_utilization": self.memory_utilization,
             "weights": {

@@ -106,6 +106,7 @@ def test_to_json() -> None:
         "kv_cache_gib": 4.0,
         "overhead_gib_per_device": 2.0,
         "devices": 2,
+        "nodes": 1,
         "needed_gib_per_device": 9.0,
         "available_gib_per_device": 9.0,
         "utilization": 0.9,
@@ -151,3 +152,11 @@ def test_stored_files_are_the_weights_of_quantized_formats(real_matrix: Matrix, 
     # full precision is served at the dtype chosen, whatever the file holds
     full = Artifact(format=Format.PYTORCH, repo="x/y", dtype="bfloat16", size_bytes=54_800_000_000)
     assert weight_bytes(gemma, full, 4.0, real_matrix) == 109_600_000_000
+
+
+def test_data_parallel_replicas_hold_their_own_kv_cache_and_replicated_weights() -> None:
+    # 16 GPUs, 2 data-parallel replicas of 8: 2 GiB of the 10 replicated, 8 sharded over all 16.
+    dp = estimate(devices=16, replicas=2, replicated_weights_bytes=2 * GIB, nodes=2, available_bytes=10 * GIB)
+    assert dp.per_device_bytes == (8 * GIB + (2 * GIB + 4 * GIB) * 2) // 16 + 2 * GIB
+    assert dp.explain().startswith("needs 3.2 GiB per GPU (weights 0.8 + KV cache 0.5 for 8192 tokens")
+    assert "2 nodes of 8x A100-40GB gives 10.0 GiB" in dp.explain()
