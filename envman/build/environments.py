@@ -224,7 +224,7 @@ def _create(
         uv.venv(path, python)
     with reporter.status(f"installing {lock.header.get('requirement')} from {lock.path.name} ({sources.describe()})"):
         try:
-            uv.sync(lock.path, path / "bin" / "python", sources)
+            uv.sync(lock.path, path / "bin" / "python", sources, build_env=variant.build_env)
         except TargetError as error:
             raise TargetError(
                 f"installing {lock.path.name} failed; nothing was kept.\n{error.message}",

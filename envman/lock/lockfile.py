@@ -42,6 +42,7 @@ class LockRequest:
     exclude_newer_packages: tuple[tuple[str, str], ...] = ()
     exclude: tuple[str, ...] = ()  # packages kept out of the environment
     overrides: tuple[str, ...] = ()  # requirements forced on the resolution
+    with_requirements: tuple[str, ...] = ()  # locked beside the engine (the variant's `requirements`)
     index_url: str | None = field(default=None, compare=False)
     extra_index_urls: tuple[str, ...] = field(default=(), compare=False)
     find_links: tuple[str, ...] = field(default=(), compare=False)
@@ -49,6 +50,10 @@ class LockRequest:
     @property
     def requirement(self) -> str:
         return f"{self.package}=={self.version}"
+
+    def requirements_in(self) -> str:
+        """What uv resolves: the engine's pin, then the variant's own requirements."""
+        return "\n".join([self.requirement, *self.with_requirements]) + "\n"
 
     @property
     def filename(self) -> str:
@@ -69,6 +74,8 @@ class LockRequest:
             "exclude": sorted(self.exclude),
             "overrides": sorted(self.overrides),
         }
+        if self.with_requirements:  # only when set: the digests of older locks stay as they were
+            decided["with"] = sorted(self.with_requirements)
         return "sha256:" + hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()
 
     def override_lines(self) -> list[str]:
@@ -100,6 +107,7 @@ def render(request: LockRequest, body: str) -> str:
         f"# exclude_newer_packages: {json.dumps(data['exclude_newer_packages'])}",
         f"# exclude: {json.dumps(list(request.exclude))}",
         f"# overrides: {json.dumps(list(request.overrides))}",
+        *([f"# with: {json.dumps(list(request.with_requirements))}"] if request.with_requirements else []),
         f"# index_url: {request.index_url or 'https://pypi.org/simple'}",
         f"# extra_index_urls: {json.dumps(list(request.extra_index_urls))}",
         f"# find_links: {json.dumps(list(request.find_links))}",
