@@ -12,8 +12,11 @@ on the installed release (read from the released wheels):
   plain OpenAI chat completion with JSON.
 - From 5.5.0 ``transformers serve MODEL`` takes the model as its argument, answers JSON unless
   asked to stream (``cli/serving/chat_completion.py``: ``body.get("stream")``), has ``--dtype``,
-  ``--host``, ``--port``, ``--trust-remote-code`` and ``GET /health``: this module runs it
-  (``os.execv``, same process).
+  ``--host``, ``--port``, ``--trust-remote-code`` and ``GET /health``: this module runs it.
+  It has no served-name option and answers 400 to a request naming another model than MODEL
+  (5.24.0 ``cli/serving/utils.py`` ``_resolve_model``: "Server is pinned to ..."), so MODEL is
+  the served name, a link to the folder in a private working directory (``from_pretrained``
+  takes an existing local directory before the hub).
 - Earlier releases: this module serves ``/health``, ``/v1/models`` and ``/v1/chat/completions``
   itself (standard library HTTP, greedy or sampled ``generate``, one request at a time).
 
@@ -27,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -55,9 +59,15 @@ def release(version: str) -> tuple[int, int]:
     return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
+def linkable(name: str) -> bool:
+    """A served name that can be a relative path (``org/name``) below the working directory."""
+    parts = name.split("/")
+    return all(p and p not in (".", "..") and "@" not in p and not p.startswith("-") for p in parts)
+
+
 def serve_argv(args: argparse.Namespace) -> list[str]:
     """``transformers serve`` for releases >= 5.5 (cli/transformers.py runs its typer app as __main__)."""
-    argv = [sys.executable, "-m", "transformers.cli.transformers", "serve", args.model]
+    argv = [sys.executable, "-m", "transformers.cli.transformers", "serve", args.served_model_name]
     argv += ["--host", args.host, "--port", str(args.port), "--dtype", args.dtype, "--device", args.device]
     if args.trust_remote_code:
         argv.append("--trust-remote-code")
@@ -205,17 +215,40 @@ def make_handler(state: dict[str, Any], args: argparse.Namespace) -> type[BaseHT
     return Handler
 
 
+def run_serve(args: argparse.Namespace, version: str) -> int:
+    """``transformers serve`` in a working directory where the served name links to the model folder."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    work = tempfile.mkdtemp(prefix="envman-transformers-")
+    try:
+        link = os.path.join(work, *args.served_model_name.split("/"))
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(os.path.abspath(args.model), link)
+        command = serve_argv(args)
+        print(f"{PROG}: transformers {version}: running {' '.join(command)} in {work}", file=sys.stderr, flush=True)
+        # huggingface_hub's CLI would ask PyPI for a newer transformers first (check_cli_update)
+        env = {**os.environ, "HF_HUB_DISABLE_UPDATE_CHECK": "1"}
+        child = subprocess.Popen(command, cwd=work, env=env)
+        # a SIGTERM to this process alone still stops the server (and then the link is removed)
+        signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # envman signals the whole group: the child has it too
+                continue
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import transformers  # type: ignore[import-not-found,unused-ignore]  # only in the engine's environment
 
     version = transformers.__version__
-    if release(version) >= FIRST_JSON_SERVE:
-        command = serve_argv(args)
-        print(f"{PROG}: transformers {version}: running {' '.join(command)}", file=sys.stderr, flush=True)
-        # huggingface_hub's CLI would ask PyPI for a newer transformers first (check_cli_update)
-        os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
-        os.execv(command[0], command)  # noqa: S606 (argv list, this environment's interpreter)
+    if release(version) >= FIRST_JSON_SERVE and linkable(args.served_model_name):
+        return run_serve(args, version)
     state: dict[str, Any] = {}
     # Bound before the model loads, so /health answers 503 while it loads.
     http = ThreadingHTTPServer((args.host, args.port), make_handler(state, args))
