@@ -1,4 +1,10 @@
-"""LMDeploy: ``lmdeploy serve api_server``."""
+"""LMDeploy: ``lmdeploy serve api_server``.
+
+Flags read from lmdeploy-0.18.0-cp311-cp311-manylinux_2_28_x86_64.whl, lmdeploy/cli/serve.py
+and cli/utils.py: ``--model-name``, ``--server-name``, ``--server-port``, ``--tp``,
+``--session-len``, ``--dtype``, ``--backend``, ``--api-keys``. Locked, not yet smoke-tested
+(no CPU build).
+"""
 
 from __future__ import annotations
 
