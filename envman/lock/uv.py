@@ -123,8 +123,20 @@ class Uv:
     ) -> proc.Result:
         """Install a lockfile; ``build_env`` reaches the builds of sdists (llama-cpp-python's CMAKE_ARGS).
 
-        uv keeps each wheel it builds in its cache (UV_CACHE_DIR, default ~/.cache/uv), keyed by
-        the sdist's hash: the next environment with the same lock installs it without compiling.
+        uv keeps each wheel it builds in its cache (UV_CACHE_DIR, default ~/.cache/uv): the
+        next environment with the same lock installs it without compiling.
         """
         args = ["pip", "sync", str(lockfile), "--python", str(python), "--require-hashes", *sources.args()]
+        # An index whose files carry no caching headers (some mirrors) makes uv fetch an sdist
+        # again as a new revision and rebuild it (llama-cpp-python: minutes). From the cache
+        # alone first: everything a previous build of the lock left there, the built wheel too.
+        cached = proc.run(
+            [self.binary, *args, "--offline"],
+            env={**self._env(), **(build_env or {})},
+            reporter=self.reporter,
+            check=False,
+            what="installing from uv's cache (uv pip sync --offline)",
+        )
+        if cached.returncode == 0:
+            return cached
         return self.run(args, "installing (uv pip sync)", env=build_env)
