@@ -21,6 +21,7 @@ def cli_env(home: Path) -> dict[str, str]:
     }
     if LOCAL_WHEELS.is_dir():
         env |= {"ENVMAN_VLLM_CPU_FIND_LINKS": str(LOCAL_WHEELS), "ENVMAN_VLLM_CPU_EXTRA_INDEX_URLS": ""}
+        env |= {"ENVMAN_TRANSFORMERS_CPU_FIND_LINKS": str(LOCAL_WHEELS), "ENVMAN_TRANSFORMERS_CPU_EXTRA_INDEX_URLS": ""}
     return env
 
 

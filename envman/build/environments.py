@@ -265,7 +265,7 @@ def _create(
             raise
     with reporter.status(f"installing {lock.header.get('requirement')} from {lock.path.name} ({sources.describe()})"):
         try:
-            uv.sync(lock.path, path / "bin" / "python", sources)
+            uv.sync(lock.path, path / "bin" / "python", sources, build_env=variant.build_env)
         except TargetError as error:
             _raise_if_disk_full(path, error)
             raise TargetError(

@@ -21,8 +21,12 @@ def lock(
     variant: Annotated[str | None, typer.Option("--variant", help="Only this variant (cpu, cuda …).")] = None,
     python: Annotated[str, typer.Option("--python", help="Target Python version.")] = "3.11",
     platform: Annotated[
-        str, typer.Option("--platform", help="Target platform (uv --python-platform).")
-    ] = "x86_64-manylinux_2_28",
+        str | None,
+        typer.Option(
+            "--platform",
+            help="Target platform (uv --python-platform); default: the variant's, else x86_64-manylinux_2_28.",
+        ),
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 naming each missing, stale or modified lockfile; write nothing.")
     ] = False,

@@ -430,6 +430,14 @@ def render(target: Target, *, base_image: str | None = None) -> str:
         "",
         "# The engine environment from the hash-pinned lockfile: the layer every later change reuses.",
         f"COPY {target.lock_path} /opt/envman/lock.txt",
+        *(
+            [
+                "# for packages built from their sdist (matrix.toml: the variant's build_env)",
+                env_instruction(target.variant.build_env),
+            ]
+            if target.variant.build_env
+            else []
+        ),
         _run(
             [
                 [

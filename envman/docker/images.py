@@ -145,7 +145,19 @@ def base_for(image_facts: ImageFacts, engine: str, variant: Variant, lock: Lockf
                 "nvidia-cuda-runtime wheel and matrix.toml gives the variant no `cuda`",
                 hint=f"set engines.{engine}.variants.{variant.name}.cuda in matrix.toml",
             )
-        candidates = [b for b in candidates if b.cuda == cuda]
+        exact = [b for b in candidates if b.cuda == cuda]
+        # CUDA minor-version compatibility: the locked torch brings its own CUDA libraries
+        # (nvidia-* wheels); a base of the same major at an older minor needs the same driver floor
+        same_major = sorted(
+            (
+                b
+                for b in candidates
+                if b.cuda and b.cuda.split(".")[0] == cuda.split(".")[0] and _minor(b.cuda) <= _minor(cuda)
+            ),
+            key=lambda b: _minor(b.cuda or "0.0"),
+            reverse=True,
+        )
+        candidates = exact or same_major
         if not candidates:
             raise ConfigError(
                 f"no CUDA {cuda} base image in {FACTS_FILE.name} (needed by {lock.path.name})",
@@ -158,3 +170,7 @@ def base_for(image_facts: ImageFacts, engine: str, variant: Variant, lock: Lockf
             hint=f"add a [bases.{variant.accelerator.value}] entry",
         )
     return candidates[0]
+
+
+def _minor(version: str) -> int:
+    return int(version.split(".")[1]) if "." in version else 0

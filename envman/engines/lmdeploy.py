@@ -3,6 +3,11 @@
 Its server takes API keys only as ``--api-keys``: envman passes the key through the
 ``envman_secret_args`` launcher (the ``lmdeploy`` console script run in-process), so it never
 appears on the command line.
+
+Flags read from lmdeploy-0.18.0-cp311-cp311-manylinux_2_28_x86_64.whl, lmdeploy/cli/serve.py
+and cli/utils.py: ``--model-name``, ``--server-name``, ``--server-port``, ``--tp``,
+``--session-len``, ``--dtype``, ``--backend``, ``--api-keys``. Locked, not yet smoke-tested
+(no CPU build).
 """
 
 from __future__ import annotations

@@ -2,6 +2,14 @@
 
 Its server takes the API key only as ``--api-key``: envman passes it through the
 ``envman_secret_args`` launcher, so it never appears on the command line.
+
+Flags read from sglang-0.5.23-cp311-cp311-manylinux_2_34_x86_64.whl: ServerArgs fields become
+``--<field-with-dashes>`` (sglang/srt/arg_groups/arg_utils.py ``_field_to_cli_name``):
+``model_path`` (fields/model.py, alias ``--model``), ``served_model_name``, ``host``, ``port``,
+``api_key`` (fields/serving.py), ``tp_size`` (fields/parallel.py, alias
+``--tensor-parallel-size``), ``context_length``, ``dtype``, ``trust_remote_code``
+(fields/model.py), ``mem_fraction_static``, ``chunked_prefill_size`` (fields/schedule.py);
+``GET /health`` (srt/entrypoints/http_server.py). Locked, not yet smoke-tested (no CPU build).
 """
 
 from __future__ import annotations

@@ -1,8 +1,18 @@
-"""transformers: the ``transformers serve`` OpenAI-compatible server."""
+"""transformers: ``transformers serve`` where it answers OpenAI chat completions, else envman's launcher.
+
+envman runs ``python -m envman_transformers_server`` (envman/engines/launchers/) with the
+environment's interpreter. The launcher looks at the installed release: from 5.5.0 it runs
+``transformers serve MODEL --host H --port P --dtype D`` in its place (``os.execv``); earlier
+releases (no ``serve`` before 4.54.0; 4.54-5.4 answer chat completions as an SSE stream) are
+served by the launcher itself with ``generate``. Both answer ``GET /health`` once the model is
+loaded. See the launcher's docstring for the evidence per release range.
+"""
 
 from __future__ import annotations
 
 from envman.engines.base import Launch, LaunchSpec
+from envman.engines.no_api_key import refuse_api_key
+from envman.matrix.schema import Accelerator
 
 
 class TransformersAdapter:
@@ -10,15 +20,20 @@ class TransformersAdapter:
     name = "transformers"
 
     def launch(self, spec: LaunchSpec) -> Launch:
+        refuse_api_key(self.name, spec)
         argv = [
-            "transformers", "serve",
+            "python", "-m", "envman_transformers_server",
+            "--model", spec.model_path,
+            "--served-model-name", spec.served_model_name,
             "--host", spec.host,
             "--port", str(spec.port),
-            "--force-model", spec.model_path,
+            "--device", "cpu" if spec.accelerator is Accelerator.CPU else "auto",
         ]  # fmt: skip
         if spec.dtype:
             argv += ["--dtype", spec.dtype]
         if spec.trust_remote_code:
             argv.append("--trust-remote-code")
         argv += spec.extra_args
-        return Launch(argv=tuple(argv), env=dict(spec.env), ready_path="/v1/models")
+        # huggingface_hub's CLI asks PyPI for a newer release at start unless told not to
+        env = {"HF_HUB_DISABLE_UPDATE_CHECK": "1", **spec.env}
+        return Launch(argv=tuple(argv), env=env, ready_path="/health")

@@ -45,6 +45,7 @@ class LockRequest:
     exclude_newer_packages: tuple[tuple[str, str], ...] = ()
     exclude: tuple[str, ...] = ()  # packages kept out of the environment
     overrides: tuple[str, ...] = ()  # requirements forced on the resolution
+    with_requirements: tuple[str, ...] = ()  # locked beside the engine (the variant's `requirements`)
     index_url: str | None = field(default=None, compare=False)
     extra_index_urls: tuple[str, ...] = field(default=(), compare=False)
     find_links: tuple[str, ...] = field(default=(), compare=False)
@@ -53,26 +54,31 @@ class LockRequest:
     def requirement(self) -> str:
         return f"{self.package}=={self.version}"
 
+    def requirements_in(self) -> str:
+        """What uv resolves: the engine's pin, then the variant's own requirements."""
+        return "\n".join([self.requirement, *self.with_requirements]) + "\n"
+
     @property
     def filename(self) -> str:
         platform = "" if self.platform == DEFAULT_PLATFORM else f"-{self.platform}"
         return f"{self.engine}-{self.version}-{self.variant}-py{self.python}{platform}.txt"
 
     def inputs_digest(self) -> str:
-        return _digest_of_inputs(
-            {
-                "engine": self.engine,
-                "version": self.version,
-                "variant": self.variant,
-                "requirement": self.requirement,
-                "python": self.python,
-                "platform": self.platform,
-                "exclude_newer": self.exclude_newer,
-                "exclude_newer_packages": [list(p) for p in self.exclude_newer_packages],
-                "exclude": list(self.exclude),
-                "overrides": list(self.overrides),
-            }
-        )
+        decided: dict[str, object] = {
+            "engine": self.engine,
+            "version": self.version,
+            "variant": self.variant,
+            "requirement": self.requirement,
+            "python": self.python,
+            "platform": self.platform,
+            "exclude_newer": self.exclude_newer,
+            "exclude_newer_packages": [list(p) for p in self.exclude_newer_packages],
+            "exclude": list(self.exclude),
+            "overrides": list(self.overrides),
+        }
+        if self.with_requirements:  # only when set: the digests of older locks stay as they were
+            decided["with"] = list(self.with_requirements)
+        return _digest_of_inputs(decided)
 
     def override_lines(self) -> list[str]:
         """uv --overrides content: forced requirements, and exclusions as never-matching markers."""
@@ -96,6 +102,8 @@ def _digest_of_inputs(decided: dict[str, object]) -> str:
     data = {**decided, "format": FORMAT}
     data["exclude"] = sorted(data["exclude"])  # type: ignore[call-overload]
     data["overrides"] = sorted(data["overrides"])  # type: ignore[call-overload]
+    if "with" in data:
+        data["with"] = sorted(data["with"])  # type: ignore[call-overload]
     return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -115,6 +123,14 @@ def header_inputs_digest(header: dict[str, str]) -> str | None:
             decided[key] = value
         else:
             decided[key] = header[key]
+    if "with" in header:  # requirements locked beside the engine (only written when there are any)
+        try:
+            extra = json.loads(header["with"])
+        except ValueError:
+            return None
+        if not isinstance(extra, list):
+            return None
+        decided["with"] = extra
     try:
         return _digest_of_inputs(decided)
     except TypeError:  # a list that does not sort (mixed types): not what envman wrote
@@ -140,6 +156,7 @@ def render(request: LockRequest, body: str) -> str:
         f"# exclude_newer_packages: {json.dumps(data['exclude_newer_packages'])}",
         f"# exclude: {json.dumps(list(request.exclude))}",
         f"# overrides: {json.dumps(list(request.overrides))}",
+        *([f"# with: {json.dumps(list(request.with_requirements))}"] if request.with_requirements else []),
         f"# index_url: {request.index_url or 'https://pypi.org/simple'}",
         f"# extra_index_urls: {json.dumps(list(request.extra_index_urls))}",
         f"# find_links: {json.dumps(list(request.find_links))}",

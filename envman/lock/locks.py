@@ -62,10 +62,13 @@ def request_for(
     combination: Combination,
     *,
     python: str = lockfile.DEFAULT_PYTHON,
-    platform: str = lockfile.DEFAULT_PLATFORM,
+    platform: str | None = None,
     offline: bool = False,
 ) -> LockRequest:
-    """The lock request of a combination; release dates from the matrix, else from PyPI."""
+    """The lock request of a combination; release dates from the matrix, else from PyPI.
+
+    ``platform`` None: the variant's own (``platform`` in matrix.toml), else the default.
+    """
     engine: Engine = matrix.engines[combination.engine]
     var: Variant = engine.variants[combination.variant]
     version = combination.version
@@ -85,11 +88,12 @@ def request_for(
         variant=var.name,
         package=var.package,
         python=python,
-        platform=platform,
+        platform=platform or var.platform or lockfile.DEFAULT_PLATFORM,
         exclude_newer=_day_after(engine_date),
         exclude_newer_packages=exclude_newer_packages,
         exclude=var.exclude,
         overrides=overrides,
+        with_requirements=var.requirements,
         index_url=var.index_url,
         extra_index_urls=var.extra_index_urls,
         find_links=var.find_links,
@@ -108,7 +112,7 @@ def lock(request: LockRequest, directory: Path, uv: Uv, reporter: Reporter | Non
     with tempfile.TemporaryDirectory(prefix="envman-lock-") as tmp:
         work = Path(tmp)
         requirements = work / "requirements.in"
-        requirements.write_text(request.requirement + "\n", encoding="utf-8")
+        requirements.write_text(request.requirements_in(), encoding="utf-8")
         overrides = None
         if request.override_lines():
             overrides = work / "overrides.txt"

@@ -71,10 +71,12 @@ class Uv:
         # uv cannot download Python builds everywhere: environments use a system Python.
         return proc.child_env({"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", **self.env})
 
-    def run(self, args: Sequence[str], what: str, cwd: Path | None = None) -> proc.Result:
+    def run(
+        self, args: Sequence[str], what: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> proc.Result:
         return proc.run(
             [self.binary, *args],
-            env=self._env(),
+            env={**self._env(), **(env or {})},
             reporter=self.reporter,
             stream=self.verbose,
             what=what,
@@ -116,9 +118,28 @@ class Uv:
         args = ["venv", str(path), "--python", interpreter(python), "--python-preference", "only-system", "--no-config"]
         return self.run(args, "creating the virtual environment (uv venv)")
 
-    def sync(self, lockfile: Path, python: Path, sources: Sources) -> proc.Result:
+    def sync(
+        self, lockfile: Path, python: Path, sources: Sources, build_env: Mapping[str, str] | None = None
+    ) -> proc.Result:
+        """Install a lockfile; ``build_env`` reaches the builds of sdists (llama-cpp-python's CMAKE_ARGS).
+
+        uv keeps each wheel it builds in its cache (UV_CACHE_DIR, default ~/.cache/uv): the
+        next environment with the same lock installs it without compiling.
+        """
         args = ["pip", "sync", str(lockfile), "--python", str(python), "--require-hashes", *sources.args()]
-        return self.run(args, "installing (uv pip sync)")
+        # An index whose files carry no caching headers (some mirrors) makes uv fetch an sdist
+        # again as a new revision and rebuild it (llama-cpp-python: minutes). From the cache
+        # alone first: everything a previous build of the lock left there, the built wheel too.
+        cached = proc.run(
+            [self.binary, *args, "--offline"],
+            env={**self._env(), **(build_env or {})},
+            reporter=self.reporter,
+            check=False,
+            what="installing from uv's cache (uv pip sync --offline)",
+        )
+        if cached.returncode == 0:
+            return cached
+        return self.run(args, "installing (uv pip sync)", env=build_env)
 
 
 def interpreter(version: str) -> str:

@@ -79,6 +79,18 @@ def _dates(r: Reader, key: str) -> dict[str, str]:
     return out
 
 
+def _requirements(r: Reader, key: str) -> tuple[str, ...]:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out = r.strs(key)
+    for i, text in enumerate(out):
+        try:
+            Requirement(text)
+        except InvalidRequirement as error:
+            r.p.add(r.where + (key, i), f"{text!r} is not a requirement: {error}")
+    return out
+
+
 def _variant(engine: str, name: str, r: Reader) -> Variant:
     r.name(name)
     limits = []
@@ -106,6 +118,9 @@ def _variant(engine: str, name: str, r: Reader) -> Variant:
         extra_index_urls=r.strs("extra_index_urls"),
         find_links=r.strs("find_links"),
         exclude=r.strs("exclude"),
+        requirements=_requirements(r, "requirements"),
+        build_env=r.env("build_env"),
+        platform=r.text("platform", None),
         versions=r.spec("versions", ""),
         limits=tuple(limits),
         releases=_dates(r, "releases"),

