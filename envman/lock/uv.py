@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,16 +17,32 @@ from envman import proc
 from envman.errors import PrerequisiteError
 from envman.report import Reporter
 
+_FOUND: dict[str, str] = {}
+_FINDING = threading.Lock()
+
 
 def find_uv() -> str:
+    """The uv binary: ENVMAN_UV, the one the ``uv`` package ships, or uv on PATH (looked up once).
+
+    Serialized: ``verify --jobs N`` asks from several threads, and the ``uv`` package's lookup
+    reads ``sysconfig``, whose first initialisation is not thread-safe (it returned None for
+    EXE in one thread while another filled the cache).
+    """
     configured = os.environ.get("ENVMAN_UV")
     if configured:
         return configured
+    with _FINDING:
+        if "uv" not in _FOUND:
+            _FOUND["uv"] = _find_uv()
+        return _FOUND["uv"]
+
+
+def _find_uv() -> str:
     try:
         from uv import find_uv_bin
 
         return str(find_uv_bin())
-    except (ImportError, FileNotFoundError):
+    except (ImportError, FileNotFoundError, TypeError):
         found = shutil.which("uv")
         if found:
             return found

@@ -130,6 +130,10 @@ def verify(
     for outcome in skipped:
         if on_done:
             on_done(outcome)
+    if runnable:
+        from envman.lock.uv import find_uv
+
+        find_uv()  # once, before the threads (the lookup is not thread-safe in the uv package)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(run_case, matrix, host, c, timeout=timeout, reporter=reporter) for c in runnable]
         for future in futures:
