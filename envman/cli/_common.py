@@ -6,14 +6,18 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import typer
 
 from envman.errors import UsageError
-from envman.hardware.host import Host
-from envman.hardware.spec import MAX_GPU_COUNT
-from envman.matrix.schema import Matrix
+
+if TYPE_CHECKING:
+    from envman.hardware.host import Host
+    from envman.matrix.schema import Matrix
+
+
+MAX_GPU_COUNT = 1024  # as envman.hardware.spec (kept here: --help must not load the matrix schema)
 
 N = TypeVar("N", int, float, int | None, float | None)
 

@@ -5,16 +5,20 @@ The ``--json`` shape is documented in :mod:`envman.hardware.doctor`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from envman.cli._app import app
 from envman.cli._console import err, out, print_json
 from envman.errors import EnvmanError
-from envman.hardware.doctor import DoctorReport, run_doctor
-from envman.hardware.host import GIB, Host
-from envman.matrix.schema import Matrix
+
+if TYPE_CHECKING:  # --help lists `doctor` without loading the hardware and matrix modules
+    from envman.hardware.doctor import DoctorReport
+    from envman.hardware.host import Host
+    from envman.matrix.schema import Matrix
+
+GIB = 1024**3
 
 
 @app.command("doctor")
@@ -22,6 +26,8 @@ def doctor(
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Show this machine's OS, CPU, GPUs, driver, uv and docker, as envman sees them."""
+    from envman.hardware.doctor import run_doctor
+
     matrix = _matrix()
     report = run_doctor(matrix.gpus if matrix else {})
     builds = _builds(matrix, report.host) if matrix else []

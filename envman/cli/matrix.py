@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from envman.cli._app import app
 from envman.cli._common import JsonOption, MatrixOption, load
 from envman.cli._console import out, print_json
-from envman.matrix.schema import Matrix
+
+if TYPE_CHECKING:
+    from envman.matrix.schema import Matrix
 
 
 def matrix_json(matrix: Matrix) -> dict[str, Any]:

@@ -14,7 +14,10 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from envman.cli._app import app
 from envman.cli._common import JsonOption, MatrixOption, load
 from envman.errors import UsageError
-from envman.matrix.schema import Matrix
+
+if TYPE_CHECKING:
+    from envman.matrix.schema import Matrix
+
 
 if TYPE_CHECKING:
     from envman.probe.hoststack.stack import BuildStack
