@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import Requirement
 from packaging.version import Version
 
 from envman import paths, proc
@@ -274,6 +273,8 @@ def _create(
                 "check the network or the variant's index (ENVMAN_<ENGINE>_<VARIANT>_INDEX_URL)",
             ) from None
     module = matrix.engines[engine].module
+    from packaging.requirements import Requirement  # ~30 ms: not on a no-op build's path
+
     distribution = Requirement(variant.package).name
     with reporter.status(f"checking that {module} imports"):
         result = proc.run(
