@@ -9,7 +9,7 @@ it lets go, and the guardian then supervises the engine until someone stops the 
 
 Signals sent to the group reach the engine directly; the guardian ignores them itself and
 exits with the engine's status once the engine is gone (and whatever it left in the group
-is stopped). Standard library and psutil only: this runs before anything else is loaded.
+is stopped). Standard library, psutil and envman.run.process only: this runs before anything else is loaded.
 """
 
 from __future__ import annotations
@@ -25,20 +25,14 @@ import time
 
 import psutil
 
-DETACH = b"D"
+from envman.run.process import DETACH, members
+
 GRACE_SECONDS = 10.0
 
 
 def _others(pgid: int) -> list[psutil.Process]:
-    me = os.getpid()
-    found = []
-    for process in psutil.process_iter(["pid"]):
-        try:
-            if process.pid != me and os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except (ProcessLookupError, psutil.Error, OSError):
-            continue
-    return found
+    """The group's members but the guardian itself (the one membership listing: run.process)."""
+    return [member for member in members(pgid) if member.pid != os.getpid()]
 
 
 def _stop_group(pgid: int, grace: float) -> None:

@@ -22,8 +22,8 @@ import psutil
 
 from envman.errors import PrerequisiteError
 from envman.files import ensure_dir
-from envman.run.guard import DETACH
 
+DETACH = b"D"  # written to the guardian's pipe: let the group outlive envman
 SERVER_MARKER = "ENVMAN_SERVER"  # set in every server's environment: its name, to find it without a record
 
 
