@@ -23,10 +23,13 @@ from envman.matrix.schema import (
     Accelerator,
     Artifact,
     DependencyOverride,
+    Drive,
     DtypeRule,
     Engine,
     Family,
     Format,
+    Frontend,
+    FrontendKnownBad,
     GpuSpec,
     Integration,
     KnownBad,
@@ -37,6 +40,7 @@ from envman.matrix.schema import (
     QuantSpec,
     Rule,
     Signature,
+    SpecVersion,
     Support,
     Variant,
     VariantLimit,
@@ -170,6 +174,80 @@ def _engine(p: Problems, name: str, r: Reader) -> Engine:
         known_good=r.versions("known_good"),
         known_good_evidence=r.text("known_good_evidence", ""),
         dependency_overrides=tuple(overrides),
+        homepage=r.text("homepage", ""),
+    )
+
+
+def _frontend(p: Problems, name: str, r: Reader, engines: Mapping[str, Engine]) -> Frontend:
+    """``[frontends.NAME]``: releases, install variants, which engine releases each release drives."""
+    r.name(name)
+    requirements: dict[str, tuple[str, ...]] = {}
+    newer: dict[str, tuple[str, ...]] = {}
+
+    def variant(vname: str, vr: Reader) -> Variant:
+        requirements[vname] = vr.strs("requirements")
+        newer[vname] = vr.strs("newer")
+        return _variant(name, vname, vr)
+
+    variants = _each(p, r.table("variants", required=True), r.where + ("variants",), variant)
+    drives = []
+    for i, table in enumerate(r.tables("drives")):
+        dr = Reader(p, table, r.where + ("drives", i))
+        engine = dr.text("engine")
+        if isinstance(engine, str) and engine not in engines:
+            p.add(r.where + ("drives", i, "engine"), f"unknown engine {engine!r}")
+        drives.append(
+            Drive(
+                versions=dr.spec("versions"),
+                engine=engine,
+                engine_versions=dr.spec("engine_versions", ""),
+                model_engine=dr.text("model_engine"),
+                env=dr.env("env"),
+                requirements=dr.strs("requirements"),
+                known_good=dr.versions("known_good"),
+                reason=dr.text("reason"),
+                evidence=dr.text("evidence"),
+            )
+        )
+        dr.done()
+    bad = []
+    for i, table in enumerate(r.tables("known_bad")):
+        br = Reader(p, table, r.where + ("known_bad", i))
+        bad.append(
+            FrontendKnownBad(
+                versions=br.spec("versions"),
+                engine=br.text("engine"),
+                engine_versions=br.spec("engine_versions", ""),
+                families=br.strs("families"),
+                reason=br.text("reason"),
+                error=br.text("error"),
+                fixed_in=br.version("fixed_in"),
+                evidence=br.text("evidence"),
+            )
+        )
+        br.done()
+    specs = []
+    for i, table in enumerate(r.tables("specs")):
+        sr = Reader(p, table, r.where + ("specs", i))
+        specs.append(
+            SpecVersion(sr.spec("versions"), sr.integer("spec_version", minimum=1, maximum=9), sr.text("evidence"))
+        )
+        sr.done()
+    return Frontend(
+        name=name,
+        description=r.text("description"),
+        package=r.text("package"),
+        module=r.text("module", name),
+        command=r.text("command"),
+        releases=_dates(r, "releases"),
+        known_good=r.versions("known_good"),
+        variants=variants,
+        requirements=requirements,
+        newer=newer,
+        drives=tuple(drives),
+        specs=tuple(specs),
+        known_bad=tuple(bad),
+        known_good_evidence=r.text("known_good_evidence", ""),
         homepage=r.text("homepage", ""),
     )
 
@@ -424,23 +502,16 @@ def parse_matrix(text: str, path: Path) -> Matrix:
             )
         )
         sr.done()
-    integrations = []
-    for i, table in enumerate(root.tables("integrations")):
-        ir = Reader(problems, table, ("integrations", i))
-        engine = ir.text("engine")
-        if engine and engine not in engines:
-            problems.add(("integrations", i, "engine"), f"unknown engine {engine!r}")
-        integrations.append(
-            Integration(
-                tool=ir.text("tool"),
-                engine=engine,
-                versions=ir.spec("versions"),
-                env=ir.env("env"),
-                reason=ir.text("reason"),
-                evidence=ir.text("evidence"),
-            )
-        )
-        ir.done()
+    frontends: dict[str, Frontend] = _each(
+        problems, root.table("frontends"), ("frontends",), lambda n, fr: _frontend(problems, n, fr, engines)
+    )
+    # The flags a frontend needs to drive an engine, as plan notes for plans without --frontend.
+    integrations = [
+        Integration(f.name, d.engine, d.versions, d.env, d.reason, d.evidence)
+        for f in frontends.values()
+        for d in f.drives
+        if d.env
+    ]
     planner_reader = Reader(problems, root.table("planner", required=True), ("planner",))
     planner = _planner(problems, planner_reader, engines)
     planner_reader.done()
@@ -458,6 +529,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         signatures=tuple(signatures),
         planner=planner,
         integrations=tuple(integrations),
+        frontends=frontends,
     )
 
 
