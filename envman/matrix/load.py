@@ -178,15 +178,27 @@ def _engine(p: Problems, name: str, r: Reader) -> Engine:
     )
 
 
+def _package_dates(r: Reader, key: str) -> dict[str, str]:
+    """A table of package -> date (YYYY-MM-DD)."""
+    out: dict[str, str] = {}
+    for package, date in r.table(key).items():
+        text = date.isoformat() if hasattr(date, "isoformat") else date
+        if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            r.p.add(r.where + (key, package), f"expected a date (YYYY-MM-DD), got {date!r}")
+            continue
+        out[package] = text
+    return out
+
+
 def _frontend(p: Problems, name: str, r: Reader, engines: Mapping[str, Engine]) -> Frontend:
     """``[frontends.NAME]``: releases, install variants, which engine releases each release drives."""
     r.name(name)
     requirements: dict[str, tuple[str, ...]] = {}
-    newer: dict[str, tuple[str, ...]] = {}
+    newer: dict[str, dict[str, str]] = {}
 
     def variant(vname: str, vr: Reader) -> Variant:
         requirements[vname] = vr.strs("requirements")
-        newer[vname] = vr.strs("newer")
+        newer[vname] = _package_dates(vr, "newer")
         return _variant(name, vname, vr)
 
     variants = _each(p, r.table("variants", required=True), r.where + ("variants",), variant)

@@ -369,7 +369,7 @@ class Frontend:
     known_good: tuple[Version, ...]  # newest last
     variants: Mapping[str, Variant]  # install locations per accelerator (package: the frontend's)
     requirements: Mapping[str, tuple[str, ...]]  # per variant: packages pinned beside it (a CPU torch)
-    newer: Mapping[str, tuple[str, ...]]  # per variant: packages that may be newer than the release date
+    newer: Mapping[str, Mapping[str, str]]  # per variant: package -> the date it may be as new as
     drives: tuple[Drive, ...]
     specs: tuple[SpecVersion, ...]
     known_bad: tuple[FrontendKnownBad, ...] = ()

@@ -97,7 +97,6 @@ def plan_for(chosen: Chosen, drive: Drive, variant: Variant) -> FrontendPlan:
         spec_version=frontend.spec_version(chosen.version),
         env=dict(drive.env),
         requirements=(*drive.requirements, *frontend.requirements.get(variant.name, ())),
-        newer=frontend.newer.get(variant.name, ()),
         variant=variant.name,
     )
 

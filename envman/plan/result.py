@@ -48,7 +48,6 @@ class FrontendPlan:
     spec_version: int  # the model-spec document it registers
     env: Mapping[str, str]  # the flags the matrix holds for this frontend × engine pair
     requirements: tuple[str, ...]  # packages locked beside the frontend and the engine
-    newer: tuple[str, ...]  # packages that may be newer than the frontend's release (--exclude-newer-package)
     variant: str  # the frontend's install variant (its sources)
 
     @property
