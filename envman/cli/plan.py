@@ -11,6 +11,7 @@ from envman.cli._common import (
     EngineOption,
     ForceOption,
     FormatOption,
+    FrontendOption,
     HardwareOption,
     JsonOption,
     MatrixOption,
@@ -37,6 +38,7 @@ def plan(
         bool, typer.Option("--trust-remote-code", help="Let the engine run the model repository's own code.")
     ] = False,
     force: ForceOption = False,
+    frontend: FrontendOption = None,
     matrix: MatrixOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -60,11 +62,16 @@ def plan(
             tensor_parallel_size=tensor_parallel_size,
             trust_remote_code=trust_remote_code,
             force=force,
+            frontend=frontend,
         )
     )
     bound = launch(
         result, Bindings(weights=str(resolved.path) if resolved.path else None)
     )  # what `envman up` would run with its defaults
+    if result.frontend is not None:  # what runs is the frontend's server, which launches the engine
+        from envman.frontends.serve import shown_launch
+
+        bound = shown_launch(result, Bindings())
     if json:
         print_json(result.to_json() | bound.to_json())
         return

@@ -13,6 +13,7 @@ from envman.cli._common import (
     EngineOption,
     ForceOption,
     FormatOption,
+    FrontendOption,
     GpuMemoryUtilizationOption,
     HardwareOption,
     JsonOption,
@@ -71,6 +72,7 @@ def up(
         bool, typer.Option("--dry-run", help="Print the plan, argv and environment; build and start nothing.")
     ] = False,
     force: ForceOption = False,
+    frontend: FrontendOption = None,
     timeout: TimeoutOption = 600,
     docker: Annotated[
         bool, typer.Option("--docker", help="Run the combination's Docker image instead of a local environment.")
@@ -118,6 +120,7 @@ def up(
             memory_utilization=gpu_memory_utilization,
             trust_remote_code=trust_remote_code,
             force=force,
+            frontend=frontend,
         )
     )
     server_name = name or servers.check_name(re_name(served_model_name or plan.model.name))
@@ -130,6 +133,12 @@ def up(
         extra_args=engine_args,
     )
     shown = launch(plan, bindings)  # the adapter refuses a key its engine cannot check, before anything runs
+    if plan.frontend is not None:
+        if docker:
+            raise UsageError("--docker with --frontend is not supported yet", hint="serve it without --docker")
+        from envman.frontends.serve import shown_launch
+
+        shown = shown_launch(plan, bindings)  # refuses --api-key and engine arguments, before anything runs
     if host not in LOCAL_BINDS:
         reporter.warn(
             f"--host {host}: the server is reachable from other machines" + ("" if api_key else " without an API key")
@@ -184,10 +193,15 @@ def _serve(
 
     uv = Uv(find_uv(), reporter, verbose=verbose())
     options = DockerOptions(base_image, extra_ca) if docker else None
+    starter = None
+    if plan.frontend is not None:
+        from envman.frontends.serve import starter_for
+
+        starter = starter_for(plan, bindings, weights, timeout)
     try:
         with running(
             matrix, plan, bindings, name=name, weights=weights, uv=uv, timeout=timeout, detach=detach,
-            docker=options, reporter=reporter, on_line=None if detach else show,
+            docker=options, reporter=reporter, on_line=None if detach else show, starter=starter,
         ) as started:  # fmt: skip
             served = started.launch.served_model_name
             if detach:

@@ -384,7 +384,8 @@ class Planner:
             return plan
         chosen = frontends.plan_for(self._frontend, drive, frontend_variant)
         note = frontends.note(chosen, self._frontend, drive, plan.engine, plan.engine_version)
-        return Plan(**{**plan.__dict__, "frontend": chosen, "notes": (*plan.notes, note)})
+        # the pair's flags are in the frontend's env; the integration notes are for plans without one
+        return Plan(**{**plan.__dict__, "frontend": chosen, "notes": (*plan.notes, note), "integrations": ()})
 
     # -- failure -----------------------------------------------------------------
 
@@ -402,7 +403,8 @@ class Planner:
         scope = f" with --engine {request.engine}" if request.engine else ""
         if self._frontend is not None:
             scope += f" under {self._frontend.frontend.name} {self._frontend.version}"
-        hint = "--force overrides floors, known-bad versions and memory limits" if forced else None
+        soft = forced or (self._frontend is not None and any(r.soft for r in rejected))
+        hint = "--force overrides floors, known-bad versions and memory limits" if soft else None
         if not hint:
             hint = "try another --hardware, --format, or a smaller model; `envman models` lists the catalog"
         error = TargetError(

@@ -255,8 +255,9 @@ def prepare(
     for warning in plan.warnings:
         reporter.warn(warning)
     built = build(
-        matrix, plan.engine, plan.engine_version, plan.variant.name, uv=uv, rebuild=rebuild, reporter=reporter
-    )
+        matrix, plan.engine, plan.engine_version, plan.variant.name, uv=uv, rebuild=rebuild, reporter=reporter,
+        frontend=plan.frontend.key if plan.frontend else "",
+    )  # fmt: skip
     weights = weights_for(plan, model_path, reporter)
     bound = launch(plan, Bindings(weights=str(weights), host=LOOPBACK, port=free_port()))
     return Prepared(plan, built, weights, ProcessRunner(bound, built.environment, str(weights)))
