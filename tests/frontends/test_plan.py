@@ -59,7 +59,8 @@ def test_a_gemma3_plan_under_1_4_0_on_a_gpu_gets_a_vllm_that_runs_gemma3(real_ma
     plan = Planner(real_matrix, host).plan(PlanRequest("gemma-3-27b-it", frontend="xinference==1.4.0"))
     assert plan.engine == "vllm"
     assert plan.engine_version >= Version("0.8.0")  # not the 0.7.2 Xinference 1.4.0's image bundled
-    assert plan.frontend is not None and plan.frontend.model_engine == "vLLM"
+    assert plan.frontend is not None
+    assert plan.frontend.model_engine == "vLLM"
 
 
 def test_1_4_0_with_xllamacpp_0_1_10_is_refused_with_xinferences_error_and_the_floor(real_matrix: Matrix) -> None:
@@ -68,7 +69,8 @@ def test_1_4_0_with_xllamacpp_0_1_10_is_refused_with_xinferences_error_and_the_f
     message = raised.value.message
     assert "unknown model architecture: 'gemma3'" in message
     assert "fixed in xllamacpp 0.1.11" in message
-    assert raised.value.hint is not None and "--force" in raised.value.hint
+    assert raised.value.hint is not None
+    assert "--force" in raised.value.hint
     forced = plan_cpu(real_matrix, frontend="xinference==1.4.0", engine="xllamacpp", version="0.1.10", force=True)
     assert str(forced.engine_version) == "0.1.10"
     assert any("Use xllamacpp>=0.1.11" in reason for reason in forced.forced)
