@@ -47,7 +47,9 @@ def lock(
         if family:
             raise UsageError("name a model or a --family, not both")
         family = resolve_model_arg(loaded, model).model.family
-    selected, everything = combinations.select(loaded, family=family, engine=engine, version=version, variant=variant)
+    selected, everything = combinations.select(
+        loaded, family=family, engine=engine, version=version, variant=variant, frontends=True
+    )
     if frontend:
         selected = [c for c in selected if c.frontend == frontend or c.frontend.partition("==")[0] == frontend]
         everything = False

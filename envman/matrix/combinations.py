@@ -87,8 +87,12 @@ def select(
     engine: str | None = None,
     version: str | None = None,
     variant: str | None = None,
+    frontends: bool = False,
 ) -> tuple[list[Combination], bool]:
-    """The known-good combinations a command selects (names checked), and whether that is all of them."""
+    """The known-good combinations a command selects (names checked), and whether that is all of them.
+
+    ``frontends``: the known-good frontend × engine pairs too (locks; images do not have them yet).
+    """
     families = [resolve_model(matrix, model)[0].family] if model else None
     if family:
         if family not in matrix.families:
@@ -106,7 +110,7 @@ def select(
         except InvalidVersion:
             raise UsageError(f"{version!r} is not a version") from None
     selected = known_good(matrix, families=families, engine=engine, version=version, variant=variant)
-    if families is None:  # a frontend pair is not one family's
+    if frontends and families is None:  # a frontend pair is not one family's
         selected += [
             c
             for c in frontend_known_good(matrix, engine=engine, version=version)
