@@ -100,6 +100,7 @@ class XinferenceServing:
     timeout: float = 600.0
     model_uid: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    logprobs: bool = False  # Xinference 1.4.0 refuses top_logprobs ("extra fields not permitted")
 
     # -- the smoke Runner -----------------------------------------------------------
 
@@ -154,7 +155,7 @@ class XinferenceServing:
             listed = xinference.running_models(self.launch.url_root) or []
             if self.model_uid not in listed:
                 raise xinference.XinferenceError(f"{frontend.name} does not list {self.model_uid} after launching it")
-            http.chat(self.launch.url, self.model_uid, max_tokens=1, timeout=remaining)
+            http.chat(self.launch.url, self.model_uid, max_tokens=1, timeout=remaining, logprobs=self.logprobs)
         except (xinference.XinferenceError, http.RequestError) as error:
             code = server.exit_code()
             raise StartupError(
