@@ -167,6 +167,10 @@ class XinferenceServing:
                 hint=f"full log: {server.log_hint}",
             ) from None
         self.timings["model_ready"] = time.monotonic() - loaded
+        reporter.detail(
+            f"{frontend.name} answered after {self.timings['frontend_ready']:.1f}s; {spec.name} launched with "
+            f"{frontend.model_engine} and answering after another {self.timings['model_ready']:.1f}s"
+        )
         return server
 
     def _n_gpu(self) -> int | str | None:
