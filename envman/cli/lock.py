@@ -48,8 +48,9 @@ def lock(
             raise UsageError("name a model or a --family, not both")
         family = resolve_model_arg(loaded, model).model.family
     selected, everything = combinations.select(
-        loaded, family=family, engine=engine, version=version, variant=variant, frontends=True
-    )
+        loaded, family=family, engine=engine, version=version, variant=variant,
+        frontends=bool(frontend) or not (model or family or engine or version or variant),
+    )  # fmt: skip
     if frontend:
         selected = [c for c in selected if c.frontend == frontend or c.frontend.partition("==")[0] == frontend]
         everything = False

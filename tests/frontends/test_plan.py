@@ -141,3 +141,21 @@ def test_every_drive_and_known_bad_pair_carries_evidence_from_an_artifact(real_m
     frontend = real_matrix.frontends["xinference"]
     for entry in (*frontend.drives, *frontend.known_bad, *frontend.specs):
         assert ".whl" in entry.evidence or ".tar.gz" in entry.evidence or "seed" in entry.evidence, entry
+
+
+def test_lock_check_covers_the_frontend_pairs(tmp_path: Path) -> None:
+    result = envman(tmp_path / "home", "lock", "--check", "--frontend", "xinference")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("2 lockfiles up to date in ")
+
+
+def test_a_drive_naming_an_unknown_engine_is_reported_with_its_line(real_matrix_path: Path) -> None:
+    from envman.errors import ConfigError
+    from envman.matrix.load import parse_matrix
+
+    text = real_matrix_path.read_text(encoding="utf-8")
+    broken = text.replace('engine = "vllm"\nengine_versions = ">=0.2.6"', 'engine = "vllmm"\nengine_versions = ">=0.2.6"')
+    assert broken != text
+    with pytest.raises(ConfigError) as raised:
+        parse_matrix(broken, real_matrix_path)
+    assert any("frontends.xinference.drives[4].engine: unknown engine 'vllmm'" in p for p in raised.value.problems)
