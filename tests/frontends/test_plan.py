@@ -154,7 +154,8 @@ def test_a_drive_naming_an_unknown_engine_is_reported_with_its_line(real_matrix_
     from envman.matrix.load import parse_matrix
 
     text = real_matrix_path.read_text(encoding="utf-8")
-    broken = text.replace('engine = "vllm"\nengine_versions = ">=0.2.6"', 'engine = "vllmm"\nengine_versions = ">=0.2.6"')
+    drive = 'engine = "vllm"\nengine_versions = ">=0.2.6"'
+    broken = text.replace(drive, drive.replace('"vllm"', '"vllmm"'))
     assert broken != text
     with pytest.raises(ConfigError) as raised:
         parse_matrix(broken, real_matrix_path)
