@@ -12,7 +12,7 @@ only speaks Xinference's wire format:
 - ``POST /v1/models`` launches it and answers once it loaded (``model_uid``);
 - ``GET /v1/models`` lists what is running; the OpenAI routes live under ``/v1``.
 
-Standard-library HTTP, like :mod:`envman.run.http` (which is a later stage of the flow).
+Its JSON calls are standard-library HTTP; the chat completions go through :mod:`envman.run.http`.
 """
 
 from __future__ import annotations
