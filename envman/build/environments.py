@@ -94,6 +94,7 @@ class Environment:
     lock_digest: str
     created: str
     last_used: float  # epoch seconds
+    frontend: str = ""  # "xinference==1.4.0": the environment holds that frontend over the engine
 
     @property
     def python_bin(self) -> Path:
@@ -113,6 +114,7 @@ class Environment:
             "lock_digest": self.lock_digest,
             "created": self.created,
             "last_used": dt.datetime.fromtimestamp(self.last_used, dt.UTC).isoformat(timespec="seconds"),
+            **({"frontend": self.frontend} if self.frontend else {}),
         }
 
 
@@ -137,6 +139,7 @@ def _read_marker(path: Path) -> Environment | None:
             lock_digest=data["lock_digest"],
             created=data["created"],
             last_used=marker.stat().st_mtime,
+            frontend=str(data.get("frontend", "")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -148,10 +151,15 @@ def _write_marker(env: Environment) -> None:
     atomic_write(env.path / MARKER, json.dumps(data, indent=2) + "\n")
 
 
-def resolve_lock(matrix: Matrix, engine: str, version: Version, variant: str, uv: Uv, reporter: Reporter) -> Lockfile:
+def resolve_lock(
+    matrix: Matrix, engine: str, version: Version, variant: str, uv: Uv, reporter: Reporter, frontend: str = ""
+) -> Lockfile:
     """The lockfile of a combination: committed for known-good ones, else locked on the fly."""
-    combination = Combination(engine, version, variant)
-    committed = combination in combinations.known_good(matrix, engine=engine, version=str(version), variant=variant)
+    combination = Combination(engine, version, variant, frontend)
+    if frontend:
+        committed = combination in combinations.frontend_known_good(matrix, engine=engine, version=str(version))
+    else:
+        committed = combination in combinations.known_good(matrix, engine=engine, version=str(version), variant=variant)
     request = locks.request_for(matrix, combination, offline=committed)
     if committed:
         path = locks.lockfiles_dir(matrix) / request.filename
@@ -197,16 +205,18 @@ def build(
     uv: Uv,
     rebuild: bool = False,
     reporter: Reporter | None = None,
+    frontend: str = "",
 ) -> BuildResult:
-    """Create (or reuse) the environment of a combination from its lockfile."""
+    """Create (or reuse) the environment of a combination (with ``frontend``: under it) from its lockfile."""
     from filelock import Timeout
 
     started = time.monotonic()
     reporter = reporter or NullReporter()
     var: Variant = matrix.engines[engine].variants[variant]
-    lock = resolve_lock(matrix, engine, version, variant, uv, reporter)
+    lock = resolve_lock(matrix, engine, version, variant, uv, reporter, frontend)
     fp = fingerprint(lock)
-    path = paths.state_dir("envs") / f"{engine}-{version}-{variant}-{fp[:12]}"
+    under = frontend.replace("==", "-") + "-" if frontend else ""
+    path = paths.state_dir("envs") / f"{under}{engine}-{version}-{variant}-{fp[:12]}"
     file_lock = _file_lock(path)
     try:
         try:
@@ -228,7 +238,8 @@ def build(
             reporter.detail(f"removing {path} (incomplete or --rebuild)")
             _delete(path)
         try:
-            env = _create(matrix, engine, version, var, lock, path, fp, uv, reporter)
+            sources = locks.sources_of(locks.request_for(matrix, Combination(engine, version, variant, frontend)))
+            env = _create(matrix, engine, version, var, lock, path, fp, uv, reporter, sources, frontend)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
@@ -253,9 +264,11 @@ def _create(
     fp: str,
     uv: Uv,
     reporter: Reporter,
+    sources: Sources | None = None,
+    frontend: str = "",
 ) -> Environment:
     python = lock.header.get("python", lockfile.DEFAULT_PYTHON)
-    sources = Sources(variant.index_url, variant.extra_index_urls, variant.find_links)
+    sources = sources or Sources(variant.index_url, variant.extra_index_urls, variant.find_links)
     with reporter.status(f"creating {path.name} (Python {python})"):
         try:
             uv.venv(path, python)
@@ -272,10 +285,34 @@ def _create(
                 hint="uv's last lines above name the package and index that failed; "
                 "check the network or the variant's index (ENVMAN_<ENGINE>_<VARIANT>_INDEX_URL)",
             ) from None
-    module = matrix.engines[engine].module
     from packaging.requirements import Requirement  # ~30 ms: not on a no-op build's path
 
-    distribution = Requirement(variant.package).name
+    checks = [(matrix.engines[engine].module, Requirement(variant.package).name, str(version))]
+    if frontend:
+        name, _, frontend_version = frontend.partition("==")
+        checks.append((matrix.frontends[name].module, matrix.frontends[name].package, frontend_version))
+    for module, distribution, wanted in checks:
+        _check_import(path, module, distribution, wanted, lock, reporter)
+    env = Environment(
+        id=path.name,
+        path=path,
+        engine=engine,
+        engine_version=str(version),
+        variant=variant.name,
+        python=python,
+        fingerprint=fp,
+        lockfile=str(lock.path),
+        lock_digest=lock.digest,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        last_used=time.time(),
+        frontend=frontend,
+    )
+    _write_marker(env)
+    return env
+
+
+def _check_import(path: Path, module: str, distribution: str, version: str, lock: Lockfile, reporter: Reporter) -> None:
+    """``module`` imports in the environment and ``distribution`` is the locked ``version``."""
     with reporter.status(f"checking that {module} imports"):
         result = proc.run(
             [str(path / "bin" / "python"), "-c", _CHECK, module, distribution],
@@ -292,21 +329,6 @@ def _create(
             f"the environment has {distribution} {installed or '(none)'}, but {lock.path.name} locks {version}",
             hint="the lockfile and the index disagree; regenerate the lock with `envman lock`",
         )
-    env = Environment(
-        id=path.name,
-        path=path,
-        engine=engine,
-        engine_version=str(version),
-        variant=variant.name,
-        python=python,
-        fingerprint=fp,
-        lockfile=str(lock.path),
-        lock_digest=lock.digest,
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        last_used=time.time(),
-    )
-    _write_marker(env)
-    return env
 
 
 # -- listing and cleaning --------------------------------------------------------------

@@ -172,6 +172,14 @@ EngineOption = Annotated[str | None, typer.Option("--engine", help="Only conside
 VersionOption = Annotated[
     str | None, typer.Option("--version", help="Engine version (needs --engine).", show_default=False)
 ]
+FrontendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--frontend",
+        help="Serve under a frontend: xinference, or xinference==1.4.0 (default: its newest known-good release).",
+        show_default=False,
+    ),
+]
 FormatOption = Annotated[
     str | None,
     typer.Option(

@@ -13,6 +13,7 @@ from envman.cli._common import (
     EngineOption,
     ForceOption,
     FormatOption,
+    FrontendOption,
     HardwareOption,
     JsonOption,
     MatrixOption,
@@ -33,6 +34,7 @@ def build(
     hardware: HardwareOption = None,
     driver: DriverOption = None,
     force: ForceOption = False,
+    frontend: FrontendOption = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recreate the environment even if it exists.")] = False,
     docker: Annotated[
         bool, typer.Option("--docker", help="Build a Docker image from its generated Dockerfile instead of a venv.")
@@ -57,9 +59,13 @@ def build(
     host = target_host(hardware, loaded, driver)
     resolved = resolve_model_arg(loaded, model)
     plan = Planner(loaded, host).plan(
-        plan_request(resolved, engine=engine, version=version, format=format, force=force)
+        plan_request(resolved, engine=engine, version=version, format=format, force=force, frontend=frontend)
     )
     reporter = RichReporter(verbose())
+    if docker and plan.frontend is not None:
+        from envman.errors import UsageError
+
+        raise UsageError("--docker with --frontend is not supported yet", hint="build the environment without --docker")
     if docker:
         from envman.docker.image import build_image
 
@@ -82,7 +88,8 @@ def build(
 
         raise UsageError("--base-image and --extra-ca go with --docker")
     if not json:
-        reporter.info(f"{plan.model.name}: {plan.engine} {plan.engine_version} ({plan.variant.name})")
+        under = f" under {plan.frontend.name} {plan.frontend.version}" if plan.frontend else ""
+        reporter.info(f"{plan.model.name}: {plan.engine} {plan.engine_version} ({plan.variant.name}){under}")
     result = build_env(
         loaded,
         plan.engine,
@@ -91,6 +98,7 @@ def build(
         uv=Uv(find_uv(), reporter, verbose=verbose()),
         rebuild=rebuild,
         reporter=reporter,
+        frontend=plan.frontend.key if plan.frontend else "",
     )
     if json:
         print_json(result.to_json())

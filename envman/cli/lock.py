@@ -19,6 +19,9 @@ def lock(
     engine: Annotated[str | None, typer.Option("--engine", help="Only this engine.")] = None,
     version: Annotated[str | None, typer.Option("--version", help="Only this engine version.")] = None,
     variant: Annotated[str | None, typer.Option("--variant", help="Only this variant (cpu, cuda …).")] = None,
+    frontend: Annotated[
+        str | None, typer.Option("--frontend", help="Only the pairs under this frontend (xinference==1.4.0).")
+    ] = None,
     python: Annotated[str, typer.Option("--python", help="Target Python version.")] = "3.11",
     platform: Annotated[
         str | None,
@@ -48,7 +51,13 @@ def lock(
         if family:
             raise UsageError("name a model or a --family, not both")
         family = resolve_model_arg(loaded, model).model.family
-    selected, everything = combinations.select(loaded, family=family, engine=engine, version=version, variant=variant)
+    selected, everything = combinations.select(
+        loaded, family=family, engine=engine, version=version, variant=variant,
+        frontends=bool(frontend) or not (model or family or engine or version or variant),
+    )  # fmt: skip
+    if frontend:
+        selected = [c for c in selected if c.frontend == frontend or c.frontend.partition("==")[0] == frontend]
+        everything = False
     directory = locks.lockfiles_dir(loaded)
     if check:
         problems = locks.check(loaded, directory, selected, select_all=everything)
@@ -60,7 +69,7 @@ def lock(
                 "no known-good combination matches",
                 hint="name one with --engine E --version V --variant V to lock it on the fly",
             )
-        selected = [Combination(engine, Version(version), variant)]
+        selected = [Combination(engine, Version(version), variant, frontend or "")]
         directory = locks.onthefly_dir()
     reporter = RichReporter(verbose())
     uv = Uv(find_uv(), reporter, verbose=verbose())

@@ -12,6 +12,7 @@ from envman.cli._common import (
     EngineOption,
     ForceOption,
     FormatOption,
+    FrontendOption,
     HardwareOption,
     JsonOption,
     MatrixOption,
@@ -41,6 +42,7 @@ def plan(
         bool, typer.Option("--trust-remote-code", help="Let the engine run the model repository's own code.")
     ] = False,
     force: ForceOption = False,
+    frontend: FrontendOption = None,
     matrix: MatrixOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -66,10 +68,15 @@ def plan(
             nodes=nodes,
             trust_remote_code=trust_remote_code,
             force=force,
+            frontend=frontend,
         )
     )
     # what `envman up` would run with its defaults (the leader's command over several nodes)
     bound, per_node = launches(result, Bindings(weights=str(resolved.path) if resolved.path else None))
+    if result.frontend is not None:  # what runs is the frontend's server, which launches the engine
+        from envman.frontends.serve import shown_launch
+
+        bound = shown_launch(result, Bindings())
     if json:
         print_json(result.to_json() | bound.to_json() | nodes_json(bound, per_node))
         return

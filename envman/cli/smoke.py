@@ -12,6 +12,7 @@ from envman.cli._common import (
     EngineOption,
     ForceOption,
     FormatOption,
+    FrontendOption,
     JsonOption,
     MatrixOption,
     ModelArgument,
@@ -33,6 +34,7 @@ def smoke(
     version: VersionOption = None,
     format: FormatOption = None,
     force: ForceOption = False,
+    frontend: FrontendOption = None,
     model_path: Annotated[
         str | None, typer.Option("--model-path", help="Local weights (a .gguf file, or a model folder).")
     ] = None,
@@ -60,6 +62,8 @@ def smoke(
 
     loaded = load(matrix)
     reporter = RichReporter(verbose())
+    if docker and frontend:
+        raise UsageError("--docker with --frontend is not supported yet", hint="smoke it without --docker")
     if docker:
         result = _smoke_in_docker(
             loaded, model, engine, version, format, force, base_image, extra_ca, timeout, reporter
@@ -69,7 +73,7 @@ def smoke(
     if base_image or extra_ca:
         raise UsageError("--base-image and --extra-ca go with --docker")
     resolved = resolve_model_arg(loaded, model, model_path)
-    request = plan_request(resolved, engine=engine, version=version, format=format, force=force)
+    request = plan_request(resolved, engine=engine, version=version, format=format, force=force, frontend=frontend)
     uv = Uv(find_uv(), reporter, verbose=verbose())
     weights = local_weights(resolved, model_path)
     ready = prepare(
@@ -80,10 +84,17 @@ def smoke(
     def echo(line: str) -> None:
         err.print(line, markup=False, highlight=False)
 
+    runner: Any = ready.runner
+    if ready.plan.frontend is not None:  # Xinference is the server; it launches the engine
+        from envman.engines.launch import Bindings
+        from envman.frontends.serve import serving
+        from envman.run.ports import free_port
+
+        runner = serving(ready.plan, Bindings(port=free_port()), ready.build.environment, ready.model_path, timeout)
     result = run_smoke(
         loaded,
         ready.plan,
-        ready.runner,
+        runner,
         timeout,
         reporter,
         build_seconds=ready.build.seconds,

@@ -14,6 +14,7 @@ from envman.cli._common import (
     EngineOption,
     ForceOption,
     FormatOption,
+    FrontendOption,
     GpuMemoryUtilizationOption,
     HardwareOption,
     JsonOption,
@@ -75,6 +76,7 @@ def up(
         bool, typer.Option("--dry-run", help="Print the plan, argv and environment; build and start nothing.")
     ] = False,
     force: ForceOption = False,
+    frontend: FrontendOption = None,
     timeout: TimeoutOption = 600,
     docker: Annotated[
         bool, typer.Option("--docker", help="Run the combination's Docker image instead of a local environment.")
@@ -130,6 +132,7 @@ def up(
             memory_utilization=gpu_memory_utilization,
             trust_remote_code=trust_remote_code,
             force=force,
+            frontend=frontend,
         )
     )
     server_name = name or servers.check_name(re_name(served_model_name or plan.model.name))
@@ -143,6 +146,12 @@ def up(
     )
     # the adapter refuses a key its engine cannot check, before anything runs
     shown, per_node = launches(plan, bindings)
+    if plan.frontend is not None:
+        if docker:
+            raise UsageError("--docker with --frontend is not supported yet", hint="serve it without --docker")
+        from envman.frontends.serve import shown_launch
+
+        shown = shown_launch(plan, bindings)  # refuses --api-key and engine arguments, before anything runs
     if host not in LOCAL_BINDS:
         reporter.warn(
             f"--host {host}: the server is reachable from other machines" + ("" if api_key else " without an API key")
@@ -202,10 +211,15 @@ def _serve(
 
     uv = Uv(find_uv(), reporter, verbose=verbose())
     options = DockerOptions(base_image, extra_ca) if docker else None
+    starter = None
+    if plan.frontend is not None:
+        from envman.frontends.serve import starter_for
+
+        starter = starter_for(plan, bindings, weights, timeout)
     try:
         with running(
             matrix, plan, bindings, name=name, weights=weights, uv=uv, timeout=timeout, detach=detach,
-            docker=options, reporter=reporter, on_line=None if detach else show,
+            docker=options, reporter=reporter, on_line=None if detach else show, starter=starter,
         ) as started:  # fmt: skip
             served = started.launch.served_model_name
             if detach:

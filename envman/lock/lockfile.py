@@ -49,19 +49,29 @@ class LockRequest:
     index_url: str | None = field(default=None, compare=False)
     extra_index_urls: tuple[str, ...] = field(default=(), compare=False)
     find_links: tuple[str, ...] = field(default=(), compare=False)
+    frontend: str = ""  # "xinference==1.4.0": locked beside the engine
+    requirements: tuple[str, ...] = ()  # more requirements the frontend × engine pair needs
 
     @property
     def requirement(self) -> str:
         return f"{self.package}=={self.version}"
 
+    def requirement_lines(self) -> list[str]:
+        """requirements.in: the frontend, the engine pin, the variant's own requirements, what the pair needs."""
+        return ([self.frontend] if self.frontend else []) + [
+            self.requirement,
+            *self.with_requirements,
+            *self.requirements,
+        ]
+
     def requirements_in(self) -> str:
-        """What uv resolves: the engine's pin, then the variant's own requirements."""
-        return "\n".join([self.requirement, *self.with_requirements]) + "\n"
+        return "\n".join(self.requirement_lines()) + "\n"
 
     @property
     def filename(self) -> str:
         platform = "" if self.platform == DEFAULT_PLATFORM else f"-{self.platform}"
-        return f"{self.engine}-{self.version}-{self.variant}-py{self.python}{platform}.txt"
+        under = self.frontend.replace("==", "-") + "-" if self.frontend else ""
+        return f"{under}{self.engine}-{self.version}-{self.variant}-py{self.python}{platform}.txt"
 
     def inputs_digest(self) -> str:
         decided: dict[str, object] = {
@@ -78,6 +88,8 @@ class LockRequest:
         }
         if self.with_requirements:  # only when set: the digests of older locks stay as they were
             decided["with"] = list(self.with_requirements)
+        if self.frontend:  # likewise: only frontend locks carry these
+            decided |= {"frontend": self.frontend, "requirements": list(self.requirements)}
         return _digest_of_inputs(decided)
 
     def override_lines(self) -> list[str]:
@@ -85,7 +97,8 @@ class LockRequest:
         return list(self.overrides) + [f"{name}; sys_platform == 'never'" for name in self.exclude]
 
     def command(self) -> str:
-        return f"envman lock --engine {self.engine} --version {self.version} --variant {self.variant}" + (
+        under = f" --frontend {self.frontend}" if self.frontend else ""
+        return f"envman lock{under} --engine {self.engine} --version {self.version} --variant {self.variant}" + (
             f" --python {self.python}" if self.python != DEFAULT_PYTHON else ""
         )
 
@@ -95,7 +108,8 @@ INPUT_KEYS = (
     "engine", "version", "variant", "requirement", "python", "platform",
     "exclude_newer", "exclude_newer_packages", "exclude", "overrides",
 )  # fmt: skip
-_JSON_KEYS = frozenset({"exclude_newer_packages", "exclude", "overrides"})
+_JSON_KEYS = frozenset({"exclude_newer_packages", "exclude", "overrides", "requirements"})
+FRONTEND_KEYS = ("frontend", "requirements")  # in a frontend lock's header (and its digest) only
 
 
 def _digest_of_inputs(decided: dict[str, object]) -> str:
@@ -110,7 +124,7 @@ def _digest_of_inputs(decided: dict[str, object]) -> str:
 def header_inputs_digest(header: dict[str, str]) -> str | None:
     """The input digest the header's own lines give (None: a line is missing or not JSON)."""
     decided: dict[str, object] = {}
-    for key in INPUT_KEYS:
+    for key in INPUT_KEYS + (FRONTEND_KEYS if "frontend" in header else ()):
         if key not in header:
             return None
         if key in _JSON_KEYS:
@@ -149,7 +163,9 @@ def render(request: LockRequest, body: str) -> str:
         f"# engine: {request.engine}",
         f"# version: {request.version}",
         f"# variant: {request.variant}",
+        *([f"# frontend: {request.frontend}"] if request.frontend else []),
         f"# requirement: {request.requirement}",
+        *([f"# requirements: {json.dumps(list(request.requirements))}"] if request.frontend else []),
         f"# python: {request.python}",
         f"# platform: {request.platform}",
         f"# exclude_newer: {request.exclude_newer}",

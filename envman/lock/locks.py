@@ -8,6 +8,7 @@ release (uv ``--exclude-newer``), so an old engine gets the libraries it shipped
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import tempfile
@@ -83,7 +84,7 @@ def request_for(
             if variant_date > engine_date:  # uploaded later than the engine: let the lock see it
                 exclude_newer_packages = ((package_name, _day_after(variant_date)),)
     overrides = tuple(r for o in engine.dependency_overrides if version in o.versions for r in o.requirements)
-    return LockRequest(
+    request = LockRequest(
         engine=engine.name,
         version=str(version),
         variant=var.name,
@@ -98,6 +99,44 @@ def request_for(
         index_url=var.index_url,
         extra_index_urls=var.extra_index_urls,
         find_links=var.find_links,
+    )
+    return _under_frontend(matrix, combination, request, offline) if combination.frontend else request
+
+
+def _under_frontend(matrix: Matrix, combination: Combination, request: LockRequest, offline: bool) -> LockRequest:
+    """The engine's lock request with the frontend locked beside it (``xinference==1.4.0``).
+
+    The resolution date is the later of the two releases; the frontend variant's sources join
+    the engine's, and its ``newer`` packages (a CPU torch that postdates an old frontend) may
+    be as new as the matrix says.
+    """
+    name, _, text = combination.frontend.partition("==")
+    frontend = matrix.frontends.get(name)
+    if frontend is None:
+        raise UsageError(f"unknown frontend {name!r}", hint=f"frontends: {', '.join(matrix.frontends) or 'none'}")
+    version = Version(text)
+    var = matrix.engines[combination.engine].variants[combination.variant]
+    fvar = next((v for v in frontend.variants.values() if v.accelerator is var.accelerator), None)
+    drive = frontend.drive(version, combination.engine)
+    if fvar is None or drive is None:
+        raise UsageError(f"{name} {version} cannot drive {combination.engine} ({var.accelerator.value})")
+    date = _day_after(_release_date(frontend.package, version, dict(frontend.releases), offline))
+    newer = dict(request.exclude_newer_packages)
+    if request.exclude_newer > date:  # the engine is newer than the frontend: the frontend's date binds the rest
+        from packaging.requirements import Requirement
+
+        newer.setdefault(Requirement(var.package).name, request.exclude_newer)
+    newer |= {pkg: _day_after(day) for pkg, day in frontend.newer.get(fvar.name, {}).items()}
+    return dataclasses.replace(
+        request,
+        frontend=combination.frontend,
+        requirements=(*drive.requirements, *frontend.requirements.get(fvar.name, ())),
+        exclude_newer=date,
+        exclude_newer_packages=tuple(sorted(newer.items())),
+        exclude=tuple(dict.fromkeys((*request.exclude, *fvar.exclude))),
+        index_url=request.index_url or fvar.index_url,
+        extra_index_urls=tuple(dict.fromkeys((*request.extra_index_urls, *fvar.extra_index_urls))),
+        find_links=tuple(dict.fromkeys((*request.find_links, *fvar.find_links))),
     )
 
 

@@ -22,9 +22,29 @@ class Combination:
     engine: str
     version: Version
     variant: str
+    frontend: str = ""  # "xinference==1.4.0": the environment holds the frontend too
 
     def __str__(self) -> str:
-        return f"{self.engine} {self.version} ({self.variant})"
+        under = f" under {self.frontend}" if self.frontend else ""
+        return f"{self.engine} {self.version} ({self.variant}){under}"
+
+
+def frontend_known_good(matrix: Matrix, *, engine: str | None = None, version: str | None = None) -> list[Combination]:
+    """Frontend × engine pairs the matrix holds known good (a drive's ``known_good``), lockable here."""
+    found: set[Combination] = set()
+    for frontend in matrix.frontends.values():
+        for fv in frontend.known_good:
+            for drive in frontend.drives:
+                if fv not in drive.versions or (engine and drive.engine != engine):
+                    continue
+                for ev in drive.known_good:
+                    if version and ev != Version(version):
+                        continue
+                    for var in matrix.engines[drive.engine].variants.values():
+                        fvar = next((v for v in frontend.variants.values() if v.accelerator is var.accelerator), None)
+                        if fvar is not None and fvar.lockable and var.lockable:
+                            found.add(Combination(drive.engine, ev, var.name, f"{frontend.name}=={fv}"))
+    return sorted(found)
 
 
 def known_good(
@@ -67,8 +87,12 @@ def select(
     engine: str | None = None,
     version: str | None = None,
     variant: str | None = None,
+    frontends: bool = False,
 ) -> tuple[list[Combination], bool]:
-    """The known-good combinations a command selects (names checked), and whether that is all of them."""
+    """The known-good combinations a command selects (names checked), and whether that is all of them.
+
+    ``frontends``: the known-good frontend × engine pairs too (locks; images do not have them yet).
+    """
     families = [resolve_model(matrix, model)[0].family] if model else None
     if family:
         if family not in matrix.families:
@@ -86,4 +110,10 @@ def select(
         except InvalidVersion:
             raise UsageError(f"{version!r} is not a version") from None
     selected = known_good(matrix, families=families, engine=engine, version=version, variant=variant)
+    if frontends and families is None:  # a frontend pair is not one family's
+        selected += [
+            c
+            for c in frontend_known_good(matrix, engine=engine, version=version)
+            if not variant or c.variant == variant
+        ]
     return selected, not (model or family or engine or version or variant)

@@ -25,10 +25,13 @@ from envman.matrix.schema import (
     Artifact,
     CrossNode,
     DependencyOverride,
+    Drive,
     DtypeRule,
     Engine,
     Family,
     Format,
+    Frontend,
+    FrontendKnownBad,
     GpuSpec,
     Integration,
     KnownBad,
@@ -41,6 +44,7 @@ from envman.matrix.schema import (
     QuantSpec,
     Rule,
     Signature,
+    SpecVersion,
     Support,
     Variant,
     VariantLimit,
@@ -213,6 +217,92 @@ def _multinode(r: Reader) -> MultiNode:
     if entry.mechanism is NodeMechanism.DATA_PARALLEL and entry.across is not CrossNode.DATA:
         r.p.add(r.where + ("across",), "the data-parallel mechanism splits data across nodes: across = 'data'")
     return entry
+
+
+def _package_dates(r: Reader, key: str) -> dict[str, str]:
+    """A table of package -> date (YYYY-MM-DD)."""
+    out: dict[str, str] = {}
+    for package, date in r.table(key).items():
+        text = date.isoformat() if hasattr(date, "isoformat") else date
+        if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            r.p.add(r.where + (key, package), f"expected a date (YYYY-MM-DD), got {date!r}")
+            continue
+        out[package] = text
+    return out
+
+
+def _frontend(p: Problems, name: str, r: Reader, engines: Mapping[str, Engine]) -> Frontend:
+    """``[frontends.NAME]``: releases, install variants, which engine releases each release drives."""
+    r.name(name)
+    requirements: dict[str, tuple[str, ...]] = {}
+    newer: dict[str, dict[str, str]] = {}
+
+    def variant(vname: str, vr: Reader) -> Variant:
+        requirements[vname] = vr.strs("requirements")
+        newer[vname] = _package_dates(vr, "newer")
+        return _variant(name, vname, vr)
+
+    variants = _each(p, r.table("variants", required=True), r.where + ("variants",), variant)
+    drives = []
+    for i, table in enumerate(r.tables("drives")):
+        dr = Reader(p, table, r.where + ("drives", i))
+        engine = dr.text("engine")
+        if isinstance(engine, str) and engine not in engines:
+            p.add(r.where + ("drives", i, "engine"), f"unknown engine {engine!r}")
+        drives.append(
+            Drive(
+                versions=dr.spec("versions"),
+                engine=engine,
+                engine_versions=dr.spec("engine_versions", ""),
+                model_engine=dr.text("model_engine"),
+                env=dr.env("env"),
+                requirements=dr.strs("requirements"),
+                known_good=dr.versions("known_good"),
+                reason=dr.text("reason"),
+                evidence=dr.text("evidence"),
+            )
+        )
+        dr.done()
+    bad = []
+    for i, table in enumerate(r.tables("known_bad")):
+        br = Reader(p, table, r.where + ("known_bad", i))
+        bad.append(
+            FrontendKnownBad(
+                versions=br.spec("versions"),
+                engine=br.text("engine"),
+                engine_versions=br.spec("engine_versions", ""),
+                families=br.strs("families"),
+                reason=br.text("reason"),
+                error=br.text("error"),
+                fixed_in=br.version("fixed_in"),
+                evidence=br.text("evidence"),
+            )
+        )
+        br.done()
+    specs = []
+    for i, table in enumerate(r.tables("specs")):
+        sr = Reader(p, table, r.where + ("specs", i))
+        specs.append(
+            SpecVersion(sr.spec("versions"), sr.integer("spec_version", minimum=1, maximum=9), sr.text("evidence"))
+        )
+        sr.done()
+    return Frontend(
+        name=name,
+        description=r.text("description"),
+        package=r.text("package"),
+        module=r.text("module", name),
+        command=r.text("command"),
+        releases=_dates(r, "releases"),
+        known_good=r.versions("known_good"),
+        variants=variants,
+        requirements=requirements,
+        newer=newer,
+        drives=tuple(drives),
+        specs=tuple(specs),
+        known_bad=tuple(bad),
+        known_good_evidence=r.text("known_good_evidence", ""),
+        homepage=r.text("homepage", ""),
+    )
 
 
 def _known_bad(r: Reader) -> KnownBad:
@@ -484,6 +574,17 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         ir.done()
     cuda_drivers = parse_cuda_drivers(problems, root)
     build_requirements = parse_build_requirements(problems, root, engines)
+
+    frontends: dict[str, Frontend] = _each(
+        problems, root.table("frontends"), ("frontends",), lambda n, fr: _frontend(problems, n, fr, engines)
+    )
+    # The flags a frontend needs to drive an engine, as plan notes for plans without --frontend.
+    integrations = [
+        Integration(f.name, d.engine, d.versions, d.env, d.reason, d.evidence)
+        for f in frontends.values()
+        for d in f.drives
+        if d.env
+    ]
     planner_reader = Reader(problems, root.table("planner", required=True), ("planner",))
     planner = _planner(problems, planner_reader, engines)
     planner_reader.done()
@@ -503,6 +604,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         integrations=tuple(integrations),
         cuda_drivers=cuda_drivers,
         build_requirements=build_requirements,
+        frontends=frontends,
     )
 
 

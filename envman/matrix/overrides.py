@@ -47,6 +47,7 @@ def _config_indexes(matrix: Matrix) -> Mapping[str, Any]:
     if not isinstance(indexes, dict):
         raise ConfigError(f"{path}: [indexes] must be a table of 'engine.variant' tables")
     known = [f"{e.name}.{v}" for e in matrix.engines.values() for v in e.variants]
+    known += [f"{f.name}.{v}" for f in matrix.frontends.values() for v in f.variants]
     for key, table in indexes.items():
         if key not in known:
             import difflib
@@ -97,4 +98,10 @@ def apply_overrides(matrix: Matrix, environ: Mapping[str, str]) -> Matrix:
     for name, engine in matrix.engines.items():
         variants = {v: _override(name, variant, environ, config) for v, variant in engine.variants.items()}
         engines[name] = dataclasses.replace(engine, variants=variants)
-    return dataclasses.replace(matrix, engines=engines)
+    frontends = {
+        name: dataclasses.replace(
+            frontend, variants={v: _override(name, var, environ, config) for v, var in frontend.variants.items()}
+        )
+        for name, frontend in matrix.frontends.items()
+    }
+    return dataclasses.replace(matrix, engines=engines, frontends=frontends)

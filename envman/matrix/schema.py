@@ -383,6 +383,83 @@ class BuildRequirements:
 
 
 @dataclass(frozen=True)
+class Drive:
+    """What some releases of a frontend need to drive an engine, read from the frontend's artifacts."""
+
+    versions: SpecifierSet  # the frontend's releases
+    engine: str
+    engine_versions: SpecifierSet  # the engine's releases they can drive
+    model_engine: str  # the frontend's own name for the engine (Xinference's model_engine)
+    env: Mapping[str, str]
+    requirements: tuple[str, ...]  # more packages the environment needs for this pair
+    known_good: tuple[Version, ...]  # engine versions seen working under these releases, newest last
+    reason: str
+    evidence: str
+
+    def applies(self, version: Version, engine: str) -> bool:
+        return engine == self.engine and version in self.versions
+
+
+@dataclass(frozen=True)
+class FrontendKnownBad:
+    """A frontend × engine pair that fails for a family, with the text it prints."""
+
+    versions: SpecifierSet
+    engine: str
+    engine_versions: SpecifierSet
+    families: tuple[str, ...]
+    reason: str
+    error: str
+    fixed_in: Version | None
+    evidence: str
+
+    def applies(self, version: Version, engine: str, engine_version: Version, family: str) -> bool:
+        return (
+            engine == self.engine
+            and version in self.versions
+            and engine_version in self.engine_versions
+            and (not self.families or family in self.families)
+        )
+
+
+@dataclass(frozen=True)
+class SpecVersion:
+    """Which model-spec document some releases of a frontend register (Xinference v1, v2)."""
+
+    versions: SpecifierSet
+    spec_version: int
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """A serving layer an engine runs under (Xinference)."""
+
+    name: str
+    description: str
+    package: str
+    module: str
+    command: str  # its server's console script
+    releases: Mapping[str, str]  # version -> ISO date of the PyPI upload
+    known_good: tuple[Version, ...]  # newest last
+    variants: Mapping[str, Variant]  # install locations per accelerator (package: the frontend's)
+    requirements: Mapping[str, tuple[str, ...]]  # per variant: packages pinned beside it (a CPU torch)
+    newer: Mapping[str, Mapping[str, str]]  # per variant: package -> the date it may be as new as
+    drives: tuple[Drive, ...]
+    specs: tuple[SpecVersion, ...]
+    known_bad: tuple[FrontendKnownBad, ...] = ()
+    known_good_evidence: str = ""
+    homepage: str = ""
+
+    def drive(self, version: Version, engine: str) -> Drive | None:
+        """The newest-matching entry saying how ``version`` drives ``engine`` (None: it cannot)."""
+        return next((d for d in self.drives if d.applies(version, engine)), None)
+
+    def spec_version(self, version: Version) -> int:
+        return next((s.spec_version for s in self.specs if version in s.versions), 1)
+
+
+@dataclass(frozen=True)
 class Matrix:
     path: str
     engines: Mapping[str, Engine]
@@ -396,6 +473,8 @@ class Matrix:
     integrations: tuple[Integration, ...] = field(default=())
     cuda_drivers: Mapping[int, CudaDriverRule] = field(default_factory=dict)
     build_requirements: Mapping[tuple[str, str, str], BuildRequirements] = field(default_factory=dict)
+
+    frontends: Mapping[str, Frontend] = field(default_factory=dict)
 
     def family_of_architecture(self, arch: str) -> Family | None:
         """The family whose HF or GGUF architecture list names ``arch``."""

@@ -21,6 +21,7 @@ from envman.matrix.catalog import check_engine, resolve_model
 from envman.matrix.schema import (
     Accelerator,
     Artifact,
+    Drive,
     Engine,
     Format,
     Matrix,
@@ -28,6 +29,7 @@ from envman.matrix.schema import (
     Support,
     Variant,
 )
+from envman.plan import frontend as frontends
 from envman.plan.dtype import choose_dtype
 from envman.plan.fit import TP_SIZES, Fit, fit
 from envman.plan.request import PlanRequest, parse_format
@@ -65,6 +67,7 @@ class Planner:
             model, repo = resolve_model(self.matrix, request.model)
         self._repo = repo
         self._version_notes: dict[tuple[str, Version], str] = {}
+        self._frontend = frontends.choose(self.matrix, request.frontend) if request.frontend else None
         if request.engine:
             check_engine(self.matrix, request.engine)
         if request.version:
@@ -171,6 +174,13 @@ class Planner:
         if support is None or (support.min_version is None and not request.force):
             reject(f"{engine.name} has no recorded support for the {model.family} family in matrix.toml")
             return None
+        drive = None
+        if self._frontend is not None:  # only the engine releases this frontend release can drive
+            restricted = frontends.restrict(self._frontend, engine, support)
+            if isinstance(restricted, str):
+                reject(restricted)
+                return None
+            engine, support, drive = restricted
         variants = usable_variants(engine, self.host, reject)
         if not variants:
             return None
@@ -180,9 +190,21 @@ class Planner:
                 engine, support, variant, request, reject,
                 candidate_versions(engine, support, variant, request, self.host, reject, self._version_notes),
             ):  # fmt: skip
+                if drive is not None and self._frontend is not None:
+                    pair = frontends.gate_reasons(self._frontend, drive, engine.name, version, model.family)
+                    for reason in pair:
+                        rejected.append(Rejection(engine.name, str(version), variant.name, None, reason, soft=True))
+                    if pair and not request.force:
+                        continue
+                    version_soft = version_soft + pair
                 found = self._examine_artifacts(engine, support, variant, version, model, request, rejected)
                 if found is None:
                     continue
+                if drive is not None and self._frontend is not None:
+                    found.plan = self._under_frontend(found.plan, drive, variant)
+                    if found.plan.frontend is None:
+                        reject(f"{self._frontend.frontend.name} has no build for {variant.accelerator.value} hosts")
+                        continue
                 found.soft_reasons = version_soft + found.soft_reasons
                 if not found.soft_reasons:
                     return found
@@ -477,6 +499,17 @@ class Planner:
             return NONE.to_json() | {"evidence": f"not probed: `envman probe --host-requirements --engine {engine}`"}
         return req.to_json()
 
+    def _under_frontend(self, plan: Plan, drive: Drive, variant: Variant) -> Plan:
+        """``plan`` run under the chosen frontend: its release, the pair's flags and packages."""
+        assert self._frontend is not None
+        frontend_variant = frontends.variant_for(self._frontend.frontend, variant)
+        if frontend_variant is None:
+            return plan
+        chosen = frontends.plan_for(self._frontend, drive, frontend_variant)
+        note = frontends.note(chosen, self._frontend, drive, plan.engine, plan.engine_version)
+        # the pair's flags are in the frontend's env; the integration notes are for plans without one
+        return Plan(**{**plan.__dict__, "frontend": chosen, "notes": (*plan.notes, note), "integrations": ()})
+
     # -- failure -----------------------------------------------------------------
 
     def _no_plan(
@@ -491,7 +524,10 @@ class Planner:
             lines.append(f"{engine}:")
             lines.extend(f"  - {reason}" for reason in dict.fromkeys(reasons))
         scope = f" with --engine {request.engine}" if request.engine else ""
-        hint = "--force overrides floors, known-bad versions and memory limits" if forced else None
+        if self._frontend is not None:
+            scope += f" under {self._frontend.frontend.name} {self._frontend.version}"
+        soft = forced or (self._frontend is not None and any(r.soft for r in rejected))
+        hint = "--force overrides floors, known-bad versions and memory limits" if soft else None
         if not hint:
             hint = "try another --hardware, --format, or a smaller model; `envman models` lists the catalog"
         error = TargetError(

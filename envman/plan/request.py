@@ -26,6 +26,7 @@ class PlanRequest:
     trust_remote_code: bool = False
     force: bool = False
     weights_repo: str | None = None  # with a resolved model: serve these weights (the repo the user named)
+    frontend: str | None = None  # a serving layer over the engine: "xinference" or "xinference==1.4.0"
 
 
 def parse_format(text: str | None) -> tuple[Format | None, str | None]:

@@ -37,6 +37,36 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class FrontendPlan:
+    """The serving layer a plan runs under, and how it drives the chosen engine."""
+
+    name: str
+    version: Version
+    package: str
+    command: str  # its server's console script
+    model_engine: str  # its name for the engine
+    spec_version: int  # the model-spec document it registers
+    env: Mapping[str, str]  # the flags the matrix holds for this frontend × engine pair
+    requirements: tuple[str, ...]  # packages locked beside the frontend and the engine
+    variant: str  # the frontend's install variant (its sources)
+
+    @property
+    def key(self) -> str:
+        """How the combination names it: ``xinference==1.4.0``."""
+        return f"{self.name}=={self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": str(self.version),
+            "model_engine": self.model_engine,
+            "spec_version": self.spec_version,
+            "env": dict(self.env),
+            "requirements": list(self.requirements),
+        }
+
+
+@dataclass(frozen=True)
 class Plan:
     model: Model
     engine: str
@@ -65,6 +95,8 @@ class Plan:
     data_parallel_size: int = 1
     expert_parallel: bool = False
     multinode: MultiNode | None = None  # the release's mechanism (None: one node)
+
+    frontend: FrontendPlan | None = None  # --frontend: the serving layer over the engine
 
     @property
     def family(self) -> str:
@@ -111,4 +143,5 @@ class Plan:
             "forced": list(self.forced),
             "integrations": list(self.integrations),
             "rejected": [r.to_json() for r in self.rejected],
+            "frontend": self.frontend.to_json() if self.frontend else None,
         }

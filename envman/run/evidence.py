@@ -59,6 +59,7 @@ def combination(plan: Plan) -> dict[str, Any]:
         "format": plan.artifact.format.value,
         "quantization": plan.artifact.quantization,
         "dtype": plan.dtype,
+        **({"frontend": plan.frontend.to_json()} if plan.frontend else {}),
     }
 
 

@@ -155,16 +155,21 @@ def chat(
     timeout: float = REQUEST_TIMEOUT,
     content: str | list[dict[str, Any]] = PROMPT,
     max_tokens: int = MAX_TOKENS,
+    logprobs: bool = True,
 ) -> Answer:
-    """One greedy chat completion of a few tokens (``base_url`` is the OpenAI root, ``…/v1``)."""
-    body = {
+    """One greedy chat completion of a few tokens (``base_url`` is the OpenAI root, ``…/v1``).
+
+    ``logprobs=False`` for servers that refuse the fields (Xinference 1.4.0: "top_logprobs extra
+    fields not permitted").
+    """
+    body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": content}],
         "temperature": 0,
         "max_tokens": max_tokens,
-        "logprobs": True,
-        "top_logprobs": 1,
     }
+    if logprobs:
+        body |= {"logprobs": True, "top_logprobs": 1}
     headers = {"Content-Type": "application/json", **_auth(api_key)}
     url = f"{base_url}/chat/completions"
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")  # noqa: S310

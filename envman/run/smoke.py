@@ -162,11 +162,14 @@ def smoke(
         base_url = server.url_root + "/v1"
         reporter.detail(f"asking {base_url}/chat/completions for {MAX_TOKENS} tokens")
         asked = time.monotonic()
+        logprobs = getattr(runner, "logprobs", True)  # a frontend may refuse them (Xinference 1.4.0)
         try:
-            answer = chat(base_url, served, timeout=request_timeout)
+            answer = chat(base_url, served, timeout=request_timeout, logprobs=logprobs)
             if needs_image:  # a vision-language model with real weights must also see a picture
                 reporter.detail("asking again with an image")
-                image_answer = chat(base_url, served, timeout=request_timeout, content=image_message())
+                image_answer = chat(
+                    base_url, served, timeout=request_timeout, content=image_message(), logprobs=logprobs
+                )
         finally:
             request_seconds = time.monotonic() - asked
     except StartupError as failure:
@@ -255,8 +258,9 @@ def prepare(
     for warning in plan.warnings:
         reporter.warn(warning)
     built = build(
-        matrix, plan.engine, plan.engine_version, plan.variant.name, uv=uv, rebuild=rebuild, reporter=reporter
-    )
+        matrix, plan.engine, plan.engine_version, plan.variant.name, uv=uv, rebuild=rebuild, reporter=reporter,
+        frontend=plan.frontend.key if plan.frontend else "",
+    )  # fmt: skip
     weights = weights_for(plan, model_path, reporter)
     bound = launch(plan, Bindings(weights=str(weights), host=LOOPBACK, port=free_port()))
     return Prepared(plan, built, weights, ProcessRunner(bound, built.environment, str(weights)))

@@ -17,17 +17,30 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from envman.build.environments import build
+from envman.build.environments import Environment, build
 from envman.engines.base import Launch
 from envman.engines.launch import Bindings, launch
+from envman.files import ensure_dir
 from envman.lock.uv import Uv
 from envman.matrix.schema import Accelerator, Matrix
 from envman.plan.result import Plan
 from envman.report import NullReporter, Reporter
 from envman.run import process, servers
 from envman.run.server import ProcessServer, Server, _Follower, command_for, start_owned, wait_ready
+
+
+class Starter(Protocol):
+    """Starts a plan's server another way than its engine's own command (a frontend over the engine)."""
+
+    launch: Launch  # what a client here reaches
+
+    def start_in(
+        self, python: Path, name: str | None, log_path: Path, owned: list[Server], timeout: float, reporter: Reporter
+    ) -> Server:
+        """Start it from the environment whose interpreter is ``python``, appending it to ``owned`` at once."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -89,8 +102,13 @@ def running(
     docker: DockerOptions | None = None,
     reporter: Reporter | None = None,
     on_line: Callable[[str], None] | None = None,
+    starter: Callable[[Environment], Starter] | None = None,
 ) -> Iterator[Started]:
-    """Start ``plan`` bound to ``bindings`` as server ``name``; yield it once it is ready."""
+    """Start ``plan`` bound to ``bindings`` as server ``name``; yield it once it is ready.
+
+    ``starter`` (given the built environment's interpreter) starts it instead of the engine's own
+    command: ``--frontend xinference`` starts Xinference and launches the model through it.
+    """
     reporter = reporter or NullReporter()
     registry = backends()
     with servers.claim(name, registry):
@@ -100,14 +118,30 @@ def running(
         follower: Any = None
         try:
             if docker is None:
-                built = build(matrix, plan.engine, plan.engine_version, plan.variant.name, uv=uv, reporter=reporter)
-                command = command_for(outer, built.environment.python_bin, name)
+                built = build(
+                    matrix, plan.engine, plan.engine_version, plan.variant.name, uv=uv, reporter=reporter,
+                    frontend=plan.frontend.key if plan.frontend else "",
+                )  # fmt: skip
                 reporter.info(f"log: {log_path}")
-                process_server = start_owned(command, log_path, owned, reporter)  # type: ignore[arg-type]
-                server: Server = process_server
-                if on_line:
-                    follower = _Follower(log_path, on_line)
-                    follower.start()
+                if starter is not None:
+                    chosen = starter(built.environment)
+                    outer = chosen.launch
+                    if on_line:
+                        ensure_dir(log_path.parent)
+                        with log_path.open("ab"):  # the follower reads it while the frontend starts
+                            pass
+                        follower = _Follower(log_path, on_line)
+                        follower.start()
+                    server: Server = chosen.start_in(
+                        built.environment.python_bin, name, log_path, owned, timeout, reporter
+                    )
+                else:
+                    command = command_for(outer, built.environment.python_bin, name)
+                    process_server = start_owned(command, log_path, owned, reporter)  # type: ignore[arg-type]
+                    server = process_server
+                    if on_line:
+                        follower = _Follower(log_path, on_line)
+                        follower.start()
                 extra: dict[str, Any] = {}
             else:
                 server, extra = _start_container(

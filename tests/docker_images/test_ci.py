@@ -34,7 +34,6 @@ def test_matrix_rows(cli: Cli) -> None:
     rows = json.loads(result.stdout)
     assert [list(row) for row in rows] == [KEYS] * len(rows)
     found = [(r["engine"], r["version"], r["variant"], r["runner"]) for r in rows]
-    assert found == sorted(found)
     assert {
         ("vllm", "0.32.0", "cpu", "cpu"),
         ("vllm", "0.32.0", "cuda", "gpu"),
@@ -95,7 +94,7 @@ def test_workflow_check_fails_after_a_matrix_change(cli: Cli, tmp_path: Path) ->
     )
     assert cli("ci", "workflow", "--output", str(copy), env=env).returncode == 0
     gpu_rows = _workflow(copy)["jobs"]["smoke-gpu"]["strategy"]["matrix"]["include"]
-    assert [row["min_compute_capability"] for row in gpu_rows] == ["8.0"]
+    assert [row["min_compute_capability"] for row in gpu_rows if row["engine"] == "vllm"] == ["8.0"]
 
 
 def test_workflow_passes_actionlint() -> None:
