@@ -25,6 +25,7 @@ from envman.files import ensure_dir
 
 DETACH = b"D"  # written to the guardian's pipe: let the group outlive envman
 SERVER_MARKER = "ENVMAN_SERVER"  # set in every server's environment: its name, to find it without a record
+HOME_MARKER = "ENVMAN_SERVER_HOME"  # and the ENVMAN_HOME it belongs to: another home's servers are not ours
 
 
 @dataclass
@@ -201,16 +202,24 @@ def describe(pid: int) -> str:
     return f"pid {pid} ({command[:120]})"
 
 
-def marked(name: str | None = None) -> dict[str, list[int]]:
-    """Process group leaders whose environment names an envman server (``name``, or any)."""
+def home_marker(home: Path | None = None) -> str:
+    from envman import paths
+
+    return str((home or paths.home()).expanduser().resolve())
+
+
+def marked(name: str | None = None, home: Path | None = None) -> dict[str, list[int]]:
+    """Process group leaders whose environment names an envman server of ENVMAN_HOME (``name``, or any)."""
     found: dict[str, list[int]] = {}
+    wanted_home = home_marker(home)
     for process in psutil.process_iter(["pid"]):
         try:
             if os.getpgid(process.pid) != process.pid:
                 continue  # only group leaders: a server is its group
-            value = process.environ().get(SERVER_MARKER)
+            environ = process.environ()
+            value = environ.get(SERVER_MARKER)
         except (ProcessLookupError, psutil.Error, OSError):
             continue
-        if value and (name is None or value == name):
+        if value and environ.get(HOME_MARKER) == wanted_home and (name is None or value == name):
             found.setdefault(value, []).append(process.pid)
     return found

@@ -89,6 +89,7 @@ def command_for(launch: Launch, python: Path, name: str | None = None) -> Server
     child.update(launch.env)
     if name:
         child[process.SERVER_MARKER] = name
+        child[process.HOME_MARKER] = process.home_marker()
     return ServerCommand(
         (first, *launch.argv[1:]),
         child,

@@ -127,7 +127,7 @@ def test_up_under_xinference_and_a_stop_signal_ends_every_process_it_spawned(
         assert f"http://127.0.0.1:{port}/v1" in ready
         assert "(model: smoke-gemma3)" in ready
         ask(port)
-        leaders = marked("smoke-gemma3")["smoke-gemma3"]
+        leaders = marked("smoke-gemma3", home=home)["smoke-gemma3"]
         assert len(leaders) == 1
         spawned = [p.pid for p in members(leaders[0])]
         names = " ".join(" ".join(psutil.Process(pid).cmdline()) for pid in spawned)

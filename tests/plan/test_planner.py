@@ -347,7 +347,12 @@ def test_naming_a_quantized_repo_plans_those_weights(real_matrix: Matrix) -> Non
 HOSTS = ["H100", "A100-40GBx2", "V100x4", "RTX4090", CPU_HOST, "cpu"]
 
 
-@pytest.mark.parametrize("hardware", HOSTS, ids=str)
+def host_id(hardware: str | Host) -> str:
+    """A stable test id (a Host's repr holds a frozenset, whose order changes between processes)."""
+    return hardware if isinstance(hardware, str) else hardware.source.replace(" ", "-")
+
+
+@pytest.mark.parametrize("hardware", HOSTS, ids=host_id)
 def test_every_engine_is_chosen_or_explained(real_matrix: Matrix, hardware: str | Host) -> None:
     plan = make_plan(real_matrix, hardware, "gemma-3-27b-it")
 
@@ -355,7 +360,7 @@ def test_every_engine_is_chosen_or_explained(real_matrix: Matrix, hardware: str 
     assert all(r.reason for r in plan.rejected)
 
 
-@pytest.mark.parametrize("hardware", HOSTS, ids=str)
+@pytest.mark.parametrize("hardware", HOSTS, ids=host_id)
 def test_no_trust_remote_code_unless_asked(real_matrix: Matrix, hardware: str | Host) -> None:
     plan = make_plan(real_matrix, hardware, "gemma-3-27b-it")
     assert "--trust-remote-code" not in argv_of(plan)

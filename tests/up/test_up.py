@@ -24,6 +24,9 @@ from tests.run.conftest import wait_gone
 # the first time, and run it; the others (--dry-run, refusals) only plan: the fast tier.
 
 
+pytestmark = [pytest.mark.engine, pytest.mark.network]  # real xllamacpp servers
+
+
 def run(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "envman", *args], env=base_env(home), capture_output=True, text=True,
@@ -101,7 +104,7 @@ def test_up_serves_the_openai_api_and_ctrl_c_stops_everything(home: Path) -> Non
         )
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert streamed == reply.choices[0].message.content  # greedy: the same tokens either way
-        engines = marked("smoke-gemma3").get("smoke-gemma3", [])
+        engines = marked("smoke-gemma3", home=home).get("smoke-gemma3", [])
         assert len(engines) == 1, engines  # the engine's group, found by its marker
         assert os.getpgid(engines[0]) != os.getpgid(process.pid)  # its own group, not envman's
     finally:
@@ -110,7 +113,7 @@ def test_up_serves_the_openai_api_and_ctrl_c_stops_everything(home: Path) -> Non
     assert process.returncode == 130
     assert port_free(port)
     assert wait_gone(engines[0]) == []  # every process of the engine's group is gone
-    assert marked("smoke-gemma3") == {}
+    assert marked("smoke-gemma3", home=home) == {}
 
 
 @pytest.mark.engine
@@ -246,7 +249,7 @@ def test_sigterm_and_sighup_stop_the_foreground_engine(home: Path, sig: signal.S
     process = start_foreground(home, port)
     try:
         wait_for_line(process, "ready")
-        engines = marked("smoke-gemma3")["smoke-gemma3"]
+        engines = marked("smoke-gemma3", home=home)["smoke-gemma3"]
     finally:
         process.send_signal(sig)
         process.wait(timeout=60)
@@ -260,7 +263,7 @@ def test_sigkill_of_envman_up_takes_the_engine_down_within_seconds(home: Path) -
     port = free_port()
     process = start_foreground(home, port)
     wait_for_line(process, "ready")
-    engines = marked("smoke-gemma3")["smoke-gemma3"]
+    engines = marked("smoke-gemma3", home=home)["smoke-gemma3"]
     process.kill()
     process.wait(timeout=10)
     assert wait_gone(engines[0], timeout=15) == []
@@ -276,9 +279,9 @@ def test_sigterm_while_a_detached_server_starts_leaves_nothing(home: Path) -> No
             "--port", str(port), "--name", "half", "--timeout", "60"]  # fmt: skip
     process = subprocess.Popen(argv, env=base_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not marked("half") and time.monotonic() < deadline and process.poll() is None:
+    while not marked("half", home=home) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.005)
-    engines = marked("half").get("half", [])
+    engines = marked("half", home=home).get("half", [])
     assert engines, "the engine never started"
     os.killpg(engines[0], signal.SIGSTOP)  # hold the engine where it is (starting): SIGTERM lands mid-wait
     try:
@@ -290,7 +293,7 @@ def test_sigterm_while_a_detached_server_starts_leaves_nothing(home: Path) -> No
     assert process.returncode == 143, process.stderr.read() if process.stderr else ""
     for pid in engines:
         assert wait_gone(pid) == []
-    assert marked("half") == {}
+    assert marked("half", home=home) == {}
     assert json.loads(run(home, "ps", "--json").stdout) == []
     assert port_free(port)
 
@@ -308,12 +311,12 @@ def test_two_detached_servers_cannot_share_a_name(home: Path) -> None:
         assert codes == [0, 2], results
         loser = next(stderr for code, _, stderr in results if code == 2)
         assert "twin" in loser
-        assert len(marked("twin").get("twin", [])) == 1  # one server, the recorded one
+        assert len(marked("twin", home=home).get("twin", [])) == 1  # one server, the recorded one
         listed = json.loads(run(home, "ps", "--json").stdout)
         assert [(s["name"], s["status"]) for s in listed] == [("twin", "running")]
     finally:
         assert run(home, "down", "twin").returncode == 0
-    assert marked("twin") == {}
+    assert marked("twin", home=home) == {}
 
 
 @pytest.mark.parametrize("content", ["", "{not json", '{"name": "rec", "port": "eight"}', "[]"])
@@ -332,7 +335,7 @@ def test_an_unreadable_record_is_kept_and_its_server_still_found(home: Path, con
     assert kept[0].read_text() == content  # moved aside, never deleted
     down = run(home, "down", "--all")
     assert down.returncode == 0, down.stderr
-    assert marked("rec") == {}
+    assert marked("rec", home=home) == {}
     for path in kept:
         path.unlink()
 
@@ -348,7 +351,7 @@ def test_an_unwritable_servers_folder_fails_before_anything_starts(home: Path, t
     assert result.returncode == 3, result.stderr
     assert "servers" in result.stderr
     assert "Traceback" not in result.stderr
-    assert marked("nw") == {}
+    assert marked("nw", home=home) == {}
 
 
 def test_the_printed_snippets_work_against_a_keyed_server(home: Path, tmp_path: Path) -> None:
@@ -383,7 +386,7 @@ def test_the_printed_snippets_work_against_a_keyed_server(home: Path, tmp_path: 
                                text=True, timeout=60)  # fmt: skip
         assert "401" in wrong.stdout or "nauthorized" in wrong.stdout or "invalid" in wrong.stdout.lower()
         # the key is on no command line
-        for pid in marked("smoke-gemma3").get("smoke-gemma3", []):
+        for pid in marked("smoke-gemma3", home=home).get("smoke-gemma3", []):
             assert key.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
     finally:
         process.send_signal(signal.SIGINT)
