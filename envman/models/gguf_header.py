@@ -96,6 +96,7 @@ class _Stream:
             while have < size:
                 chunk = self.source.read(max(size - have, READ_SIZE))
                 if not chunk:
+                    self._buffer, self._at = b"".join(parts), 0  # what there was, for the caller's message
                     raise UsageError(
                         f"{self.name} is truncated: its GGUF header ends at byte {self.position + have}",
                         hint="the download or copy stopped early; fetch the file again",
@@ -135,7 +136,12 @@ def read_header(source: Readable, name: str, *, until: str | None = None) -> Hea
     With ``until``, reading stops right after that key (the tensor table is then not read).
     """
     stream = _Stream(source, name)
-    magic = stream.take(4)
+    try:
+        magic = stream.take(4)
+    except UsageError:  # shorter than the magic: cut short only if what is there begins it
+        magic = stream._buffer
+        if MAGIC.startswith(magic):  # empty, or the first bytes of the magic
+            raise
     if magic != MAGIC:
         raise UsageError(
             f"{name} is not a GGUF file (it starts with {magic!r}, not {MAGIC!r})",

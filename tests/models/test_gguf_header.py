@@ -126,6 +126,15 @@ def test_a_header_cut_short_is_named_truncated(cut: int, gguf_file: Callable[...
     assert "fetch the file again" in str(caught.value.hint)
 
 
+@pytest.mark.parametrize("content", [b"vm\n", b"abc", b"{}"])
+def test_a_short_file_that_is_not_gguf_is_called_so_not_truncated(content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "notes.gguf"
+    path.write_bytes(content)
+    with pytest.raises(UsageError) as caught:
+        read(path)
+    assert caught.value.message == f"{path} is not a GGUF file (it starts with {content!r}, not b'GGUF')"
+
+
 def test_garbage_lengths_are_corrupt_not_a_memory_error(tmp_path: Path) -> None:
     data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1 << 40)  # a 1 TiB key name
     with pytest.raises(UsageError, match=r"not a readable GGUF file: a string of 1099511627776 bytes at byte 32"):
