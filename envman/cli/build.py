@@ -62,10 +62,6 @@ def build(
         plan_request(resolved, engine=engine, version=version, format=format, force=force, frontend=frontend)
     )
     reporter = RichReporter(verbose())
-    if docker and plan.frontend is not None:
-        from envman.errors import UsageError
-
-        raise UsageError("--docker with --frontend is not supported yet", hint="build the environment without --docker")
     if docker:
         from envman.docker.image import build_image
 
@@ -76,6 +72,7 @@ def build(
             plan.variant.name,
             base_image=base_image,
             extra_ca=extra_ca,
+            frontend=plan.frontend.key if plan.frontend else "",
             reporter=reporter,
         )
         if json:

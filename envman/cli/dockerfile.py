@@ -19,6 +19,10 @@ def dockerfile(
     engine: Annotated[str | None, typer.Option("--engine", help="Only this engine.")] = None,
     version: Annotated[str | None, typer.Option("--version", help="Only this engine version.")] = None,
     variant: Annotated[str | None, typer.Option("--variant", help="Only this variant (cpu, cuda …).")] = None,
+    frontend: Annotated[
+        str | None,
+        typer.Option("--frontend", help="Only the pairs under this frontend: xinference, or xinference==4.1.0."),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every known-good combination (the default).")] = False,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 naming each stale, missing or orphaned Dockerfile; write nothing.")
@@ -47,7 +51,9 @@ def dockerfile(
     if base_image is not None:
         df.image_ref(base_image)
     family = resolve_model_arg(loaded, model).model.family if model else None
-    selected, everything = selected_combinations(loaded, family=family, engine=engine, version=version, variant=variant)
+    selected, everything = selected_combinations(
+        loaded, family=family, engine=engine, version=version, variant=variant, frontend=frontend
+    )
     extra_env: dict[str, str] = {}
     for item in env or []:
         name, sep, value = item.partition("=")
@@ -70,6 +76,7 @@ def dockerfile(
         written_path = df.write(target, directory, base_image=base_image)
         written.append({"path": str(written_path), "engine": target.combination.engine,
                         "version": str(target.combination.version), "variant": target.combination.variant,
+                        "frontend": target.combination.frontend or None,
                         "image": target.tag, "lock_digest": target.lock.digest})  # fmt: skip
         if not json:
             out.print(f"wrote {written_path}", markup=False)

@@ -147,8 +147,6 @@ def up(
     # the adapter refuses a key its engine cannot check, before anything runs
     shown, per_node = launches(plan, bindings)
     if plan.frontend is not None:
-        if docker:
-            raise UsageError("--docker with --frontend is not supported yet", hint="serve it without --docker")
         from envman.frontends.serve import shown_launch
 
         shown = shown_launch(plan, bindings)  # refuses --api-key and engine arguments, before anything runs

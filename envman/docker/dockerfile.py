@@ -32,21 +32,25 @@ from envman import generated
 from envman.docker import images
 from envman.docker.images import Base, ImageFacts
 from envman.engines.launch import Bindings, launch
-from envman.errors import ConfigError, UsageError
+from envman.errors import ConfigError, EnvmanError, UsageError
 from envman.files import atomic_write
+from envman.frontends.serve import CONTAINER_LAUNCHER, container_launch
 from envman.generated import Expected, Problem, same_text
 from envman.hardware.host import Host
 from envman.lock import lockfile, locks
-from envman.lock.lockfile import Lockfile
+from envman.lock.lockfile import Lockfile, LockRequest
 from envman.matrix import combinations
 from envman.matrix.combinations import Combination
 from envman.matrix.schema import Accelerator, Engine, Format, Matrix, Model, Variant
 from envman.plan.planner import Planner
 from envman.plan.request import PlanRequest
+from envman.plan.result import Plan
+from envman.synth.vocab import CHAT_TEMPLATE
 
 SUFFIX = ".Dockerfile"
 EXTRA_CA_DIR = "dockerfiles/extra-ca"  # context path every Dockerfile COPYs CA certificates from
 LAUNCHERS_DIR = "envman/engines/launchers"  # context path of envman's launcher modules
+FRONTEND_LAUNCHERS_DIR = "envman/frontends/launchers"  # and of a frontend image's entrypoint
 MODELS_DIR = "/models"
 HEALTH_START_PERIOD = "10m"  # a large model loads for minutes; failures before this do not count
 
@@ -79,11 +83,24 @@ def public_matrix(path: Path | str) -> Matrix:
 
 
 def image_tag(combination: Combination) -> str:
-    return f"envman/{combination.engine}:{combination.version}-{combination.variant}"
+    """``envman/xllamacpp:2026.10.11549-cpu``; under a frontend
+    ``envman/xinference:4.1.0-xllamacpp-2026.10.11549-cpu``."""
+    c = combination
+    if c.frontend:
+        name, _, version = c.frontend.partition("==")
+        return f"envman/{name}:{version}-{c.engine}-{c.version}-{c.variant}"
+    return f"envman/{c.engine}:{c.version}-{c.variant}"
 
 
 def filename(combination: Combination) -> str:
-    return f"{combination.engine}-{combination.version}-{combination.variant}{SUFFIX}"
+    c = combination
+    under = c.frontend.replace("==", "-") + "-" if c.frontend else ""
+    return f"{under}{c.engine}-{c.version}-{c.variant}{SUFFIX}"
+
+
+def launcher_dir(name: str) -> str:
+    """Where launcher module ``name`` lives in the repository (and the build context)."""
+    return FRONTEND_LAUNCHERS_DIR if name == CONTAINER_LAUNCHER else LAUNCHERS_DIR
 
 
 # -- quoting -------------------------------------------------------------------------
@@ -172,6 +189,10 @@ class Target:
     ready_path: str
     launchers: tuple[str, ...] = ()  # envman launcher modules the command runs (python -m NAME)
     extra: tuple[str, ...] = field(default=())  # options beyond the combination, for the header
+    sources: tuple[str, ...] = ()  # uv's --index-url/--extra-index-url/--find-links for the sync
+    installed: tuple[tuple[str, str], ...] = ()  # (package, version) the image checks after the sync
+    build_env: Mapping[str, str] = field(default_factory=dict)  # for sdists in the lock (CMAKE_ARGS)
+    homepage: str = ""  # the frontend's, for an image under one (else the engine's)
 
     @property
     def filename(self) -> str:
@@ -183,14 +204,18 @@ class Target:
 
     def command_line(self, base_image: str | None = None) -> str:
         c = self.combination
-        words = ["envman", "dockerfile", "--engine", c.engine, "--version", str(c.version), "--variant", c.variant]
+        words = ["envman", "dockerfile", *(["--frontend", c.frontend] if c.frontend else [])]
+        words += ["--engine", c.engine, "--version", str(c.version), "--variant", c.variant]
         if base_image:
             words += ["--base-image", base_image]
         return shell_words([*words, *self.extra], "option")
 
 
 def smoke_model(matrix: Matrix, combination: Combination) -> Model:
-    """The first smoke model in catalog order whose family has this combination as known good."""
+    """The first smoke model in catalog order whose family has this combination as known good
+    (under a frontend: the first the frontend pair can serve)."""
+    if combination.frontend:
+        return _frontend_smoke_model(matrix, combination)
     for model in matrix.models.values():
         if not model.smoke:
             continue
@@ -207,6 +232,48 @@ def smoke_model(matrix: Matrix, combination: Combination) -> Model:
         f"no smoke model in matrix.toml belongs to a family that {combination} is known good for",
         hint="add a smoke model (smoke = true) for one of its families",
     )
+
+
+def _frontend_smoke_model(matrix: Matrix, combination: Combination) -> Model:
+    host = plan_host(matrix, combination)
+    for model in matrix.models.values():
+        if model.smoke and combination.engine in matrix.families[model.family].engines:
+            try:
+                _plan(matrix, host, model, combination)
+            except EnvmanError:
+                continue
+            return model
+    raise ConfigError(
+        f"no smoke model in matrix.toml can be served by {combination}",
+        hint="add a smoke model (smoke = true) of a family the engine supports",
+    )
+
+
+def _plan(matrix: Matrix, host: Host, model: Model, combination: Combination) -> Plan:
+    request = PlanRequest(
+        model=model.name,
+        engine=combination.engine,
+        version=str(combination.version),
+        frontend=combination.frontend or None,
+    )
+    plan = Planner(matrix, host).plan(request)
+    if plan.variant.name != combination.variant:
+        raise ConfigError(f"the planner chose {plan.variant.name} for {combination}, not {combination.variant}")
+    return plan
+
+
+def _locked_engines(matrix: Matrix, combination: Combination, lock: Lockfile) -> list[tuple[str, Variant]]:
+    """Other engines whose package the lock pins (llama-cpp-python beside xllamacpp under Xinference 1.4.0):
+    the image needs their system packages and build settings too."""
+    found = []
+    for name, engine in matrix.engines.items():
+        variant = engine.variants.get(combination.variant)
+        if name == combination.engine or variant is None:
+            continue
+        package = Requirement(variant.package).name
+        if re.search(rf"^{re.escape(package)}==", lock.body, re.MULTILINE):
+            found.append((name, variant))
+    return found
 
 
 def plan_host(matrix: Matrix, combination: Combination) -> Host:
@@ -262,21 +329,30 @@ def target_for(
     lock.verify()
     model = smoke_model(matrix, combination)
     host = plan_host(matrix, combination)
-    plan = Planner(matrix, host).plan(
-        PlanRequest(model=model.name, engine=combination.engine, version=str(combination.version))
-    )
-    if plan.variant.name != combination.variant:
-        raise ConfigError(f"the planner chose {plan.variant.name} for {combination}, not {combination.variant}")
+    plan = _plan(matrix, host, model, combination)
     model_path = weights_path(model, plan.artifact.format)
-    bound = launch(
-        plan,
-        Bindings(
+    if plan.frontend is not None:
+        if extra_args:
+            raise UsageError(
+                f"--arg does not go through --frontend {plan.frontend.name}: it launches the engine itself"
+            )
+        bound = container_launch(
+            plan,
             weights=model_path,
-            host="0.0.0.0",  # noqa: S104 - inside the container only; `docker run -p` decides exposure
             port=facts.port,
-            extra_args=tuple(safe(a, "argument") for a in extra_args),
-        ),
-    )
+            home=f"/home/{facts.user}/.xinference",  # XINFERENCE_HOME: the image user's, writable
+            chat_template=CHAT_TEMPLATE,  # what envman writes into its smoke models (synth/gguf_file.py)
+        )
+    else:
+        bound = launch(
+            plan,
+            Bindings(
+                weights=model_path,
+                host="0.0.0.0",  # noqa: S104 - inside the container only; `docker run -p` decides exposure
+                port=facts.port,
+                extra_args=tuple(safe(a, "argument") for a in extra_args),
+            ),
+        )
     env = dict(bound.env)
     for name, value in (extra_env or {}).items():
         env[env_name(name)] = safe(value, f"environment value of {name}")
@@ -288,7 +364,14 @@ def target_for(
         w for k, v in (extra_env or {}).items() for w in ("--env", f"{k}={v}")
     ]
     base = images.base_for(facts, combination.engine, variant, lock)
-    packages = tuple(dict.fromkeys(base.packages + facts.packages_for(combination.engine, combination.variant)))
+    packages = base.packages + facts.packages_for(combination.engine, combination.variant)
+    installed = [(Requirement(variant.package).name, str(combination.version))]
+    build_env = dict(variant.build_env)
+    if plan.frontend is not None:
+        installed.insert(0, (plan.frontend.package, str(plan.frontend.version)))
+        for name, other in _locked_engines(matrix, combination, lock):
+            packages += facts.packages_for(name, other.name)
+            build_env |= other.build_env
     return Target(
         combination=combination,
         engine=engine,
@@ -296,7 +379,7 @@ def target_for(
         lock=lock,
         lock_path=f"lockfiles/{request.filename}",
         base=base,
-        packages=packages,
+        packages=tuple(dict.fromkeys(packages)),
         model=model,
         model_path=model_path,  # vllm serve takes it positionally: not always after --model
         served_model_name=bound.served_model_name,
@@ -306,27 +389,32 @@ def target_for(
         ready_path=bound.ready_path,
         launchers=launchers,
         extra=tuple(extra),
+        sources=_sources(request),
+        installed=tuple(installed),
+        build_env=build_env,
+        homepage=matrix.frontends[plan.frontend.name].homepage if plan.frontend else "",
     )
 
 
 # -- rendering ------------------------------------------------------------------------
 
 
-def _sources(variant: Variant) -> list[str]:
+def _sources(request: LockRequest) -> tuple[str, ...]:
+    """uv's source options for the lock's packages (the engine variant's, and a frontend variant's)."""
     args: list[str] = []
-    if variant.index_url:
-        args += ["--index-url", variant.index_url]
-    for url in variant.extra_index_urls:
+    if request.index_url:
+        args += ["--index-url", request.index_url]
+    for url in request.extra_index_urls:
         args += ["--extra-index-url", url]
-    for location in variant.find_links:
+    for location in request.find_links:
         if "://" not in location:
             raise UsageError(
-                f"find-links location {location!r} of {variant.package} is a local folder; a docker build cannot "
+                f"find-links location {location!r} of {request.package} is a local folder; a docker build cannot "
                 "read it",
                 hint="serve it over HTTP(S) or put the wheels on an index the build can reach",
             )
         args += ["--find-links", location]
-    return args
+    return tuple(args)
 
 
 def _run(commands: Iterable[Sequence[str] | str]) -> str:
@@ -345,7 +433,8 @@ def _header(target: Target, port: int, base_image: str | None) -> list[str]:
     mount = posixpath.dirname(inside) if gguf else inside
     gpus = ["--gpus", "all"] if target.variant.accelerator is Accelerator.CUDA else []
     run = ["docker", "run", "--rm", *gpus, "-p", f"127.0.0.1:{port}:{port}"]
-    build = ["envman", "build", target.model.name, "--docker", "--engine", c.engine, "--version", str(c.version)]
+    build = ["envman", "build", target.model.name, "--docker", *(["--frontend", c.frontend] if c.frontend else [])]
+    build += ["--engine", c.engine, "--version", str(c.version)]
     served, url = target.served_model_name, f"http://127.0.0.1:{port}"
     docker_build = ["docker", "build", "-f", f"dockerfiles/{target.filename}", "-t", target.tag, "."]
     holds = f"holding {posixpath.basename(inside)}" if gguf else f"of {target.model.name}"
@@ -370,7 +459,6 @@ def render(target: Target, *, base_image: str | None = None) -> str:
     base = image_ref(base_image or target.base.image)
     venv = facts.venv
     uv = "/opt/envman/uv/bin/uv"
-    package = Requirement(target.variant.package).name
     ready_path = plain(
         target.ready_path, _URL_PATH, "ready path", "is not a plain URL path",
         hint="the engine adapter's readiness path starts with / and has no @, ?, # or quote",
@@ -433,9 +521,9 @@ def render(target: Target, *, base_image: str | None = None) -> str:
         *(
             [
                 "# for packages built from their sdist (matrix.toml: the variant's build_env)",
-                env_instruction(target.variant.build_env),
+                env_instruction(target.build_env),
             ]
-            if target.variant.build_env
+            if target.build_env
             else []
         ),
         _run(
@@ -457,16 +545,19 @@ def render(target: Target, *, base_image: str | None = None) -> str:
                     "--python",
                     f"{venv}/bin/python",
                     "--require-hashes",
-                    *_sources(target.variant),
+                    *target.sources,
                 ],
-                [
-                    f"{venv}/bin/python",
-                    "-c",
-                    "import importlib.metadata as m, sys; v = m.version(sys.argv[1]); "
-                    "assert v == sys.argv[2], (sys.argv[1], v, sys.argv[2])",
-                    package,
-                    str(c.version),
-                ],
+                *(
+                    [
+                        f"{venv}/bin/python",
+                        "-c",
+                        "import importlib.metadata as m, sys; v = m.version(sys.argv[1]); "
+                        "assert v == sys.argv[2], (sys.argv[1], v, sys.argv[2])",
+                        package,
+                        version,
+                    ]
+                    for package, version in target.installed
+                ),
             ]
         ),
         "",
@@ -474,7 +565,7 @@ def render(target: Target, *, base_image: str | None = None) -> str:
     if launchers:
         lines += [
             "# envman's launcher module(s) for the engine's server.",
-            *[f"COPY {LAUNCHERS_DIR}/{name}.py /opt/envman/launchers/" for name in launchers],
+            *[f"COPY {launcher_dir(name)}/{name}.py /opt/envman/launchers/" for name in launchers],
         ]
     runtime_env = {"VIRTUAL_ENV": venv}
     if launchers:
@@ -488,19 +579,30 @@ def render(target: Target, *, base_image: str | None = None) -> str:
         f"EXPOSE {facts.port}",
         f"HEALTHCHECK --interval=15s --timeout=5s --start-period={HEALTH_START_PERIOD} --retries=3 \\",
         "  CMD " + exec_form(["python", "-c", f"import urllib.request as u; u.urlopen({ready!r}, timeout=4)"]),
-        "# The planner's command line for the smoke model; the server binds 0.0.0.0 inside the container only.",
+        *(
+            [
+                f"# envman's launcher starts {c.frontend.partition('==')[0]} (bound to 0.0.0.0 inside the container",
+                "# only, its authentication off: publish it on 127.0.0.1, as above), registers the smoke model",
+                "# and launches it.",
+            ]
+            if c.frontend
+            else [
+                "# The planner's command line for the smoke model; the server binds 0.0.0.0 inside the container only."
+            ]
+        ),
         "CMD " + exec_form(target.command),
         "",
         label_instruction(
             {
-                "org.opencontainers.image.title": f"envman/{c.engine}",
-                "org.opencontainers.image.description": f"{c.engine} {c.version} ({c.variant}) from {target.lock_path}",
-                "org.opencontainers.image.version": f"{c.version}-{c.variant}",
-                "org.opencontainers.image.url": target.engine.homepage,
+                "org.opencontainers.image.title": target.tag.partition(":")[0],
+                "org.opencontainers.image.description": f"{c} from {target.lock_path}",
+                "org.opencontainers.image.version": target.tag.partition(":")[2],
+                "org.opencontainers.image.url": target.homepage or target.engine.homepage,
                 "org.opencontainers.image.base.name": base,
                 "io.envman.engine": c.engine,
                 "io.envman.version": str(c.version),
                 "io.envman.variant": c.variant,
+                **({"io.envman.frontend": c.frontend} if c.frontend else {}),
                 "io.envman.lockfile": target.lock_path,
                 "io.envman.lock-digest": target.lock.digest,
                 "io.envman.smoke-model": target.model.name,

@@ -94,9 +94,13 @@ def build_context_image(
     extra_ca: Path | None = None,
     matrix: Matrix | None = None,
     nocache: bool = False,
+    network_mode: str | None = None,
     reporter: Reporter | None = None,
 ) -> BuildResult:
-    """Build ``dockerfile_text`` for ``target`` (the committed Dockerfile, or a variation of it)."""
+    """Build ``dockerfile_text`` for ``target`` (the committed Dockerfile, or a variation of it).
+
+    ``network_mode``: the build containers' network (``host`` reaches a wheel server on the host's loopback).
+    """
     reporter = reporter or NullReporter()
     api = client()
     tag = tag or target.tag
@@ -112,7 +116,7 @@ def build_context_image(
         context.assemble(target, dockerfile_text, lock_dir, Path(tmp), extra_ca)
         stream = api.api.build(
             path=tmp, dockerfile="Dockerfile", tag=tag, buildargs=buildargs, rm=True, forcerm=True,
-            decode=True, nocache=nocache, pull=False,
+            decode=True, nocache=nocache, pull=False, network_mode=network_mode,
         )  # fmt: skip
         with reporter.status(f"building {tag}"):
             for line, chunk in _lines(stream):
@@ -175,13 +179,15 @@ def build_image(
     base_image: str | None = None,
     extra_ca: Path | None = None,
     nocache: bool = False,
+    frontend: str = "",
     reporter: Reporter | None = None,
 ) -> BuildResult:
-    """Build ``envman/<engine>:<version>-<variant>`` from its committed Dockerfile and return the result
-    (``.image_id``). A missing or stale Dockerfile is rendered afresh, with a warning."""
+    """Build ``envman/<engine>:<version>-<variant>`` (under ``frontend`` ``xinference==4.1.0``:
+    ``envman/xinference:4.1.0-<engine>-<version>-<variant>``) from its committed Dockerfile and
+    return the result (``.image_id``). A missing or stale Dockerfile is rendered afresh, with a warning."""
     reporter = reporter or NullReporter()
     matrix = dockerfile.public_matrix(matrix.path)
-    combination = Combination(engine, Version(str(version)), variant)
+    combination = Combination(engine, Version(str(version)), variant, frontend)
     lock_dir = locks.lockfiles_dir(matrix)
     target = dockerfile.target_for(matrix, combination, lock_dir=lock_dir)
     rendered = dockerfile.render(target)

@@ -21,10 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from envman.docker import container as containers
+from envman.docker import images
 from envman.docker.image import BuildResult
 from envman.engines.base import Launch
+from envman.engines.launch import Bindings, launch
 from envman.errors import UsageError
 from envman.files import atomic_write
+from envman.frontends import serve as frontends
+from envman.plan.result import Plan
 from envman.report import Reporter
 from envman.run import process
 from envman.run.ports import free_port
@@ -35,6 +39,33 @@ INNER_PORT = 8000
 MODELS_DIR = "/models"
 _REMOVE = "import docker, sys; c = docker.from_env().containers.get(sys.argv[1]); c.remove(force=True)"
 _WAIT = "import docker, sys; docker.from_env().containers.get(sys.argv[1]).wait()"
+
+
+def inner_launch(plan: Plan, bindings: Bindings, inside: str, weights: Path) -> Launch:
+    """What the container runs for ``plan``: the engine's command bound to 0.0.0.0 and the image's
+    port, serving ``inside`` (where ``weights`` on this machine are mounted); under a frontend, its
+    launcher, which registers and launches the model (the chat template read from ``weights`` here)."""
+    if plan.frontend is not None:
+        facts = images.facts()
+        return frontends.container_launch(
+            plan,
+            weights=inside,
+            port=INNER_PORT,
+            home=f"/home/{facts.user}/.xinference",
+            chat_template=frontends.read_chat_template(weights),
+            served_model_name=bindings.served_model_name,
+        )
+    return launch(
+        plan,
+        Bindings(
+            weights=inside,
+            host="0.0.0.0",  # noqa: S104 - inside the container; published on the bind address only
+            port=INNER_PORT,
+            served_model_name=bindings.served_model_name,
+            api_key=bindings.api_key,
+            extra_args=bindings.extra_args,
+        ),
+    )
 
 
 def container_name(server: str) -> str:

@@ -33,7 +33,7 @@ from envman.run.server import Server, StartupError, command_for, log_tail, start
 READY_PATH = "/v1/models"  # Xinference's supervisor answers it once it is up
 
 
-def _chat_template(weights: Path) -> str | None:
+def read_chat_template(weights: Path) -> str | None:
     """The chat template the weights carry (GGUF metadata, or the HF folder's tokenizer config)."""
     if weights.is_file() and weights.suffix == ".gguf":
         from envman.models.gguf_header import read_header
@@ -77,7 +77,51 @@ def frontend_launch(plan: Plan, bindings: Bindings, home: Path) -> Launch:
     )
 
 
-def model_spec(plan: Plan, weights: Path, name: str) -> xinference.ModelSpec:
+CONTAINER_LAUNCHER = "envman_xinference_serve"  # envman/frontends/launchers/: an image's entrypoint
+
+
+def container_launch(
+    plan: Plan,
+    *,
+    weights: str,
+    port: int,
+    home: str,
+    chat_template: str | None,
+    served_model_name: str | None = None,
+) -> Launch:
+    """What an image runs: envman's launcher starts ``xinference-local`` on 0.0.0.0:``port``, registers
+    ``weights`` (a path inside the container), launches the model and keeps serving.
+
+    Ready once Xinference describes the model: ``GET /v1/models/<uid>`` answers 200 only after the
+    launch (400 before), so a HEALTHCHECK and :func:`envman.run.server.wait_ready` wait for the model,
+    not only for the supervisor.
+    """
+    frontend = plan.frontend
+    assert frontend is not None
+    bindings = Bindings(
+        weights=weights,
+        host="0.0.0.0",  # noqa: S104 - inside the container only; `docker run -p` decides exposure
+        port=port,
+        served_model_name=served_model_name,
+    )
+    inner = frontend_launch(plan, bindings, Path(home))
+    spec = model_spec(plan, Path(weights), inner.served_model_name, chat_template)
+    registration = json.dumps(spec.registration(frontend.spec_version), sort_keys=True)
+    body = json.dumps(
+        xinference.launch_body(spec, model_engine=frontend.model_engine, n_gpu=n_gpu(plan)), sort_keys=True
+    )
+    argv = ("python", "-m", CONTAINER_LAUNCHER, "--port", str(port), "--register", registration, "--launch", body)
+    return Launch(
+        argv=(*argv, "--", *inner.argv),
+        env=inner.env,
+        ready_path=f"/v1/models/{spec.name}",
+        url_root=inner.url_root,
+        served_model_name=inner.served_model_name,
+    )
+
+
+def model_spec(plan: Plan, weights: Path, name: str, chat_template: str | None = None) -> xinference.ModelSpec:
+    """The custom model for ``weights`` (its chat template read from them unless given)."""
     return xinference.ModelSpec(
         name=name,
         format=plan.artifact.format.value,
@@ -85,8 +129,15 @@ def model_spec(plan: Plan, weights: Path, name: str) -> xinference.ModelSpec:
         quantization=plan.artifact.quantization,
         context_length=plan.max_model_len,
         size_in_billions=plan.model.params_b,
-        chat_template=_chat_template(weights),
+        chat_template=chat_template if chat_template is not None else read_chat_template(weights),
     )
+
+
+def n_gpu(plan: Plan) -> int | str | None:
+    """Xinference's ``n_gpu``: the plan's tensor-parallel size on GPUs, none on a CPU."""
+    if plan.host.accelerator is Accelerator.CUDA:
+        return plan.tensor_parallel_size
+    return None
 
 
 @dataclass
@@ -145,13 +196,8 @@ class XinferenceServing:
         try:
             with reporter.status(f"registering {spec.name} and launching it with {frontend.model_engine}"):
                 xinference.register(self.launch.url_root, spec, frontend.spec_version)
-                self.model_uid = xinference.launch_model(
-                    self.launch.url_root,
-                    spec,
-                    model_engine=frontend.model_engine,
-                    n_gpu=self._n_gpu(),
-                    timeout=remaining,
-                )
+                body = xinference.launch_body(spec, model_engine=frontend.model_engine, n_gpu=n_gpu(self.plan))
+                self.model_uid = xinference.launch_model(self.launch.url_root, body, timeout=remaining)
             listed = xinference.running_models(self.launch.url_root) or []
             if self.model_uid not in listed:
                 raise xinference.XinferenceError(f"{frontend.name} does not list {self.model_uid} after launching it")
@@ -172,12 +218,6 @@ class XinferenceServing:
             f"{frontend.model_engine} and answering after another {self.timings['model_ready']:.1f}s"
         )
         return server
-
-    def _n_gpu(self) -> int | str | None:
-        """Xinference's ``n_gpu``: the plan's tensor-parallel size on GPUs, none on a CPU."""
-        if self.plan.host.accelerator is Accelerator.CUDA:
-            return self.plan.tensor_parallel_size
-        return None
 
 
 def serving(plan: Plan, bindings: Bindings, built: Environment, weights: Path, timeout: float) -> XinferenceServing:

@@ -113,28 +113,27 @@ def register(url_root: str, spec: ModelSpec, spec_version: int, timeout: float =
     _call("POST", f"{url_root}/v1/model_registrations/LLM", {"model": json.dumps(document), "persist": False}, timeout)
 
 
-def launch_model(
-    url_root: str,
-    spec: ModelSpec,
-    *,
-    model_engine: str,
-    n_gpu: int | str | None,
-    timeout: float,
-    extra: dict[str, Any] | None = None,
-) -> str:
-    """Launch the registered model with ``model_engine``; its uid once Xinference has loaded it."""
-    body: dict[str, Any] = {
+def launch_body(
+    spec: ModelSpec, *, model_engine: str, n_gpu: int | str | None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``POST /v1/models`` document that launches the registered ``spec`` with ``model_engine``."""
+    registered = spec.registration(2)["model_specs"][0]
+    return {
         "model_uid": spec.name,
         "model_name": spec.name,
         "model_type": "LLM",
         "model_engine": model_engine,
         "model_format": MODEL_FORMATS[spec.format],
-        "model_size_in_billions": spec.registration(2)["model_specs"][0]["model_size_in_billions"],
-        "quantization": spec.registration(2)["model_specs"][0]["quantization"],
+        "model_size_in_billions": registered["model_size_in_billions"],
+        "quantization": registered["quantization"],
         "replica": 1,
         "n_gpu": n_gpu,
         **(extra or {}),
     }
+
+
+def launch_model(url_root: str, body: dict[str, Any], *, timeout: float) -> str:
+    """Launch a model (``body``: :func:`launch_body`); its uid once Xinference has loaded it."""
     answer = _call("POST", f"{url_root}/v1/models", body, timeout)
     uid = answer.get("model_uid") if isinstance(answer, dict) else None
     if not isinstance(uid, str):

@@ -209,19 +209,10 @@ def _start_container(
     image = build_image(
         matrix, plan.engine, plan.engine_version, plan.variant.name,
         base_image=docker.base_image, extra_ca=docker.extra_ca, reporter=reporter,
+        frontend=plan.frontend.key if plan.frontend else "",
     )  # fmt: skip
     inside = f"{container_serve.MODELS_DIR}/{weights.name}"
-    inner = launch(
-        plan,
-        Bindings(
-            weights=inside,
-            host="0.0.0.0",  # noqa: S104 - inside the container; published on the bind address only
-            port=container_serve.INNER_PORT,
-            served_model_name=bindings.served_model_name,
-            api_key=bindings.api_key,
-            extra_args=bindings.extra_args,
-        ),
-    )
+    inner = container_serve.inner_launch(plan, bindings, inside, weights)
     cname = container_serve.container_name(name)
     server = container_serve.start(
         image.tag,

@@ -43,15 +43,27 @@ def _labels(text: str) -> dict[str, str]:
     return dict(re.findall(r'(\S+)="((?:[^"\\]|\\.)*)"', _instruction(text, "LABEL")))
 
 
+def _served(cmd: list[str]) -> tuple[str, str]:
+    """What the CMD loads (the path under /models) and the name it serves it as."""
+    if "--register" in cmd:  # the Xinference launcher registers the weights and launches them under a uid
+        spec = json.loads(cmd[cmd.index("--register") + 1])["model_specs"][0]
+        uid: str = json.loads(cmd[cmd.index("--launch") + 1])["model_uid"]
+        return f"{spec['model_uri']}/{spec['model_file_name_template']}", uid
+    name_flags = [f for f in ("--served-model-name", "--model-name", "--model_alias") if f in cmd]
+    (weights,) = [word for word in cmd if word.startswith("/models/")]
+    return weights, cmd[cmd.index(name_flags[0]) + 1]
+
+
 def _comment_after(text: str, prefix: str) -> str:
     line = next(line for line in text.splitlines() if line.startswith(prefix))
     return line[len(prefix) :].strip()
 
 
 def test_the_committed_set_is_the_known_good_set(real_matrix: Matrix) -> None:
-    from envman.matrix.combinations import known_good
+    from envman.matrix.combinations import frontend_known_good, known_good
 
-    assert {p.name for p in COMMITTED} == {df.filename(c) for c in known_good(real_matrix)}
+    pairs = known_good(real_matrix) + frontend_known_good(real_matrix)  # Xinference over xllamacpp too
+    assert {p.name for p in COMMITTED} == {df.filename(c) for c in pairs}
     assert {"vllm-0.32.0-cuda.Dockerfile", "xllamacpp-2026.10.11549-cpu.Dockerfile"} <= {p.name for p in COMMITTED}
 
 
@@ -59,13 +71,11 @@ def test_the_committed_set_is_the_known_good_set(real_matrix: Matrix) -> None:
 def test_the_run_line_is_a_command_that_serves_what_the_cmd_serves(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     labels = _labels(text)
-    tag = f"envman/{labels['io.envman.engine']}:{labels['io.envman.version']}-{labels['io.envman.variant']}"
+    tag = argv_tag(labels)
     cmd = json.loads(_instruction(text, "CMD"))
     port = _instruction(text, "EXPOSE")
     assert port in cmd  # each engine names its port option differently (--port, --server-port)
-    name_flags = [f for f in ("--served-model-name", "--model-name", "--model_alias") if f in cmd]
-    served_name = cmd[cmd.index(name_flags[0]) + 1]
-    (weights,) = [word for word in cmd if word.startswith("/models/")]  # what the CMD loads
+    weights, served_name = _served(cmd)
 
     argv = shlex.split(_comment_after(text, "# run:"))
     assert argv[:3] == ["docker", "run", "--rm"]
@@ -103,6 +113,7 @@ def test_the_build_line_builds_this_file(path: Path) -> None:
     assert argv[3] == "--docker"
     assert options["--engine"] == labels["io.envman.engine"]
     assert options["--version"] == labels["io.envman.version"]
+    assert options.get("--frontend") == labels.get("io.envman.frontend")
     # planned for the host the file was rendered for: a CUDA file is not built as the CPU variant on a CPU box
     assert (options["--hardware"] == "cpu") == (labels["io.envman.variant"] == "cpu")
     docker = shlex.split(_comment_after(text, "#    or, from a checkout:"))
@@ -110,7 +121,11 @@ def test_the_build_line_builds_this_file(path: Path) -> None:
 
 
 def argv_tag(labels: dict[str, str]) -> str:
-    return f"envman/{labels['io.envman.engine']}:{labels['io.envman.version']}-{labels['io.envman.variant']}"
+    engine = f"{labels['io.envman.engine']}:{labels['io.envman.version']}-{labels['io.envman.variant']}"
+    if "io.envman.frontend" in labels:  # envman/xinference:4.1.0-xllamacpp-2026.10.11549-cpu
+        name, _, version = labels["io.envman.frontend"].partition("==")
+        return f"envman/{name}:{version}-{engine.replace(':', '-')}"
+    return f"envman/{engine}"
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
@@ -124,7 +139,7 @@ def test_the_healthcheck_is_one_call_to_the_loopback_ready_url(path: Path) -> No
     assert len(calls) == 1
     url = calls[0].args[0]
     assert isinstance(url, ast.Constant)
-    assert re.fullmatch(rf"http://127\.0\.0\.1:{_instruction(text, 'EXPOSE')}/[a-z0-9/._]+", url.value)
+    assert re.fullmatch(rf"http://127\.0\.0\.1:{_instruction(text, 'EXPOSE')}/[a-z0-9/._-]+", url.value)
 
 
 # -- values that would break the header, a shell word or a URL -------------------------------
@@ -213,8 +228,7 @@ def test_the_run_line_pastes_into_a_shell_and_mounts_what_the_cmd_serves(
     import socket
 
     text = path.read_text(encoding="utf-8")
-    cmd = json.loads(_instruction(text, "CMD"))
-    (weights,) = [word for word in cmd if word.startswith("/models/")]
+    weights, _ = _served(json.loads(_instruction(text, "CMD")))
     line = _comment_after(text, "# run:")
     tag = shlex.split(line)[-1]
     host = tmp_path / "weights"
