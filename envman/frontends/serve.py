@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,8 @@ from envman.build.environments import Environment
 from envman.engines.base import Launch
 from envman.engines.launch import Bindings, served_name, url_root
 from envman.errors import UsageError
-from envman.frontends import xinference
+from envman.frontends import builtins, xinference
+from envman.frontends.builtins import ModelChoice
 from envman.matrix.schema import Accelerator, Format
 from envman.plan.result import Plan
 from envman.report import NullReporter, Reporter
@@ -48,7 +49,17 @@ def read_chat_template(weights: Path) -> str | None:
     return None
 
 
-def frontend_launch(plan: Plan, bindings: Bindings, home: Path) -> Launch:
+@dataclass(frozen=True)
+class FrontendLaunch(Launch):
+    """The frontend's server; its JSON carries the frontend with the model it launches (built-in or custom)."""
+
+    frontend: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return super().to_json() | ({"frontend": dict(self.frontend)} if self.frontend else {})
+
+
+def frontend_launch(plan: Plan, bindings: Bindings, home: Path, choice: ModelChoice | None = None) -> FrontendLaunch:
     """``xinference-local`` bound to ``bindings``, with the pair's flags and its own state folder."""
     frontend = plan.frontend
     assert frontend is not None
@@ -68,12 +79,13 @@ def frontend_launch(plan: Plan, bindings: Bindings, home: Path) -> Launch:
         "HF_HUB_OFFLINE": "1",  # local weights: no 3 s hub check per launch (4.x)
     }
     argv = (frontend.command, "--host", bindings.host, "--port", str(bindings.port))
-    return Launch(
+    return FrontendLaunch(
         argv=argv,
         env=env,
         ready_path=READY_PATH,
         url_root=url_root(bindings.host, bindings.port),
         served_model_name=served_name(plan, bindings),
+        frontend=frontend.to_json() | ({"model": choice.to_json()} if choice else {}),
     )
 
 
@@ -88,9 +100,11 @@ def container_launch(
     home: str,
     chat_template: str | None,
     served_model_name: str | None = None,
+    choice: ModelChoice | None = None,
 ) -> Launch:
     """What an image runs: envman's launcher starts ``xinference-local`` on 0.0.0.0:``port``, registers
-    ``weights`` (a path inside the container), launches the model and keeps serving.
+    ``weights`` (a path inside the container) unless the model is a built-in (``choice``, by default
+    :func:`~envman.frontends.builtins.model_choice`), launches it and keeps serving.
 
     Ready once Xinference describes the model: ``GET /v1/models/<uid>`` answers 200 only after the
     launch (400 before), so a HEALTHCHECK and :func:`envman.run.server.wait_ready` wait for the model,
@@ -104,13 +118,13 @@ def container_launch(
         port=port,
         served_model_name=served_model_name,
     )
-    inner = frontend_launch(plan, bindings, Path(home))
+    choice = choice or builtins.model_choice(plan)
+    inner = frontend_launch(plan, bindings, Path(home), choice)
     spec = model_spec(plan, Path(weights), inner.served_model_name, chat_template)
-    registration = json.dumps(spec.registration(frontend.spec_version), sort_keys=True)
-    body = json.dumps(
-        xinference.launch_body(spec, model_engine=frontend.model_engine, n_gpu=n_gpu(plan)), sort_keys=True
-    )
-    argv = ("python", "-m", CONTAINER_LAUNCHER, "--port", str(port), "--register", registration, "--launch", body)
+    argv: tuple[str, ...] = ("python", "-m", CONTAINER_LAUNCHER, "--port", str(port))
+    if not choice.builtin:
+        argv += ("--register", json.dumps(spec.registration(frontend.spec_version), sort_keys=True))
+    argv += ("--launch", json.dumps(launch_document(plan, spec, choice, weights), sort_keys=True))
     return Launch(
         argv=(*argv, "--", *inner.argv),
         env=inner.env,
@@ -118,6 +132,22 @@ def container_launch(
         url_root=inner.url_root,
         served_model_name=inner.served_model_name,
     )
+
+
+def launch_document(plan: Plan, spec: xinference.ModelSpec, choice: ModelChoice, weights: str) -> dict[str, Any]:
+    """``POST /v1/models``: the built-in by its name with ``model_path`` = ``weights``, or the registered ``spec``."""
+    frontend = plan.frontend
+    assert frontend is not None
+    if choice.builtin:
+        assert choice.format is not None
+        assert choice.size is not None
+        assert choice.quantization is not None
+        return xinference.builtin_launch_body(
+            spec.name, name=choice.name, model_format=choice.format, size=choice.size,
+            quantization=choice.quantization, model_path=weights, model_engine=frontend.model_engine,
+            n_gpu=n_gpu(plan),
+        )  # fmt: skip
+    return xinference.launch_body(spec, model_engine=frontend.model_engine, n_gpu=n_gpu(plan))
 
 
 def model_spec(plan: Plan, weights: Path, name: str, chat_template: str | None = None) -> xinference.ModelSpec:
@@ -151,12 +181,17 @@ class XinferenceServing:
     timeout: float = 600.0
     model_uid: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    choice: ModelChoice | None = None  # built-in or custom (None: custom)
     logprobs: bool = False  # Xinference 1.4.0 refuses top_logprobs ("extra fields not permitted")
 
     # -- the smoke Runner -----------------------------------------------------------
 
     def environment(self) -> dict[str, Any]:
-        return evidence.environment(self.built) | {"frontend": self.plan.frontend.key if self.plan.frontend else None}
+        frontend = self.plan.frontend.key if self.plan.frontend else None
+        return evidence.environment(self.built) | {
+            "frontend": frontend,
+            "frontend_model": self.choice.to_json() if self.choice else None,
+        }
 
     def lock(self) -> dict[str, Any]:
         return {"digest": self.built.lock_digest, "lockfile": self.built.lockfile}
@@ -191,12 +226,15 @@ class XinferenceServing:
         with reporter.status(f"waiting for {frontend.name} {frontend.version} at {self.launch.url_root}"):
             self.timings["frontend_ready"] = wait_ready(server, timeout)
         spec = model_spec(self.plan, Path(self.weights), self.launch.served_model_name)
+        choice = self.choice or ModelChoice("custom", spec.name, "a custom model")
         remaining = max(1.0, timeout - (time.monotonic() - server.started))
         loaded = time.monotonic()
         try:
-            with reporter.status(f"registering {spec.name} and launching it with {frontend.model_engine}"):
-                xinference.register(self.launch.url_root, spec, frontend.spec_version)
-                body = xinference.launch_body(spec, model_engine=frontend.model_engine, n_gpu=n_gpu(self.plan))
+            what = f"built-in {choice.name}" if choice.builtin else f"registering {spec.name} and"
+            with reporter.status(f"{what} launching it with {frontend.model_engine}"):
+                if not choice.builtin:
+                    xinference.register(self.launch.url_root, spec, frontend.spec_version)
+                body = launch_document(self.plan, spec, choice, self.weights)
                 self.model_uid = xinference.launch_model(self.launch.url_root, body, timeout=remaining)
             listed = xinference.running_models(self.launch.url_root) or []
             if self.model_uid not in listed:
@@ -214,8 +252,8 @@ class XinferenceServing:
             ) from None
         self.timings["model_ready"] = time.monotonic() - loaded
         reporter.detail(
-            f"{frontend.name} answered after {self.timings['frontend_ready']:.1f}s; {spec.name} launched with "
-            f"{frontend.model_engine} and answering after another {self.timings['model_ready']:.1f}s"
+            f"{frontend.name} answered after {self.timings['frontend_ready']:.1f}s; {spec.name} ({choice.reason}) "
+            f"launched with {frontend.model_engine} and answering after another {self.timings['model_ready']:.1f}s"
         )
         return server
 
@@ -226,8 +264,9 @@ def serving(plan: Plan, bindings: Bindings, built: Environment, weights: Path, t
         raise UsageError(f"no frontend runner for {plan.frontend.name if plan.frontend else 'a plan without one'}")
     if plan.artifact.format not in (Format.GGUF, Format.PYTORCH):
         raise UsageError(f"--frontend xinference registers GGUF and HF weights, not {plan.artifact.format.value}")
-    launch = frontend_launch(plan, bindings, _home(bindings, create=True))
-    return XinferenceServing(plan, launch, built, str(weights), timeout)
+    choice = builtins.model_choice(plan)
+    launch = frontend_launch(plan, bindings, _home(bindings, create=True), choice)
+    return XinferenceServing(plan, launch, built, str(weights), timeout, choice=choice)
 
 
 def _home(bindings: Bindings, create: bool) -> Path:
@@ -239,7 +278,7 @@ def _home(bindings: Bindings, create: bool) -> Path:
 
 def shown_launch(plan: Plan, bindings: Bindings) -> Launch:
     """What ``plan``/``up --dry-run`` show for a frontend plan: the frontend's server; nothing is created."""
-    return frontend_launch(plan, bindings, _home(bindings, create=False))
+    return frontend_launch(plan, bindings, _home(bindings, create=False), builtins.model_choice(plan))
 
 
 def starter_for(plan: Plan, bindings: Bindings, weights: Path, timeout: float) -> Callable[[Environment], Any]:

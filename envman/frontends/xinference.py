@@ -132,6 +132,33 @@ def launch_body(
     }
 
 
+def builtin_launch_body(
+    uid: str,
+    *,
+    name: str,
+    model_format: str,
+    size: int | str,
+    quantization: str,
+    model_path: str,
+    model_engine: str,
+    n_gpu: int | str | None,
+) -> dict[str, Any]:
+    """The ``POST /v1/models`` document that launches built-in ``name`` from local weights (``model_path``:
+    a GGUF file or an HF folder; Xinference then downloads nothing)."""
+    return {
+        "model_uid": uid,
+        "model_name": name,
+        "model_type": "LLM",
+        "model_engine": model_engine,
+        "model_format": model_format,
+        "model_size_in_billions": size,
+        "quantization": quantization,
+        "model_path": model_path,
+        "replica": 1,
+        "n_gpu": n_gpu,
+    }
+
+
 def launch_model(url_root: str, body: dict[str, Any], *, timeout: float) -> str:
     """Launch a model (``body``: :func:`launch_body`); its uid once Xinference has loaded it."""
     answer = _call("POST", f"{url_root}/v1/models", body, timeout)
