@@ -32,10 +32,15 @@ pytestmark = pytest.mark.network
 
 
 @pytest.fixture(scope="module")
-def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, builtins.Registry]]:
+def registry_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("registry-home")
+
+
+@pytest.fixture(scope="module")
+def registries(registry_home: Path) -> Iterator[dict[str, builtins.Registry]]:
     """Both known-good releases' registries, read from their wheels downloaded from PyPI."""
     patch = pytest.MonkeyPatch()
-    patch.setenv("ENVMAN_HOME", str(tmp_path_factory.mktemp("registry-home")))
+    patch.setenv("ENVMAN_HOME", str(registry_home))
     try:
         yield {v: builtins.registry(v) for v in ("1.4.0", "4.1.0")}
     finally:
@@ -192,3 +197,33 @@ def test_up_launches_the_built_in_gemma_3_1b_it_from_local_weights(
     finally:
         down = envman(home, "down", "gemma-3-1b-it")
     assert down.returncode == 0, down.stderr
+
+
+def test_the_flag_unset_signature_matches_xinference_1_4_0s_own_text(
+    registries: dict[str, builtins.Registry], registry_home: Path, tmp_path: Path
+) -> None:
+    """1.4.0 without USE_XLLAMACPP (or without llama-cpp-python) reaches for llama_cpp: the error its
+    source raises is recognised, with the flag and the seed's --frontend as the fix."""
+    import ast
+    import subprocess
+    import sys
+    import zipfile
+
+    from tests.helpers import cli_env
+
+    wheel = registry_home / "artifacts" / "xinference" / registries["1.4.0"].wheel
+    source = zipfile.ZipFile(wheel).read("xinference/model/llm/llama_cpp/core.py").decode()
+    texts = {
+        node.value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Constant)
+        and isinstance(node.value, str) and "llama_cpp" in node.value and "import" in node.value.lower()
+    }  # fmt: skip
+    (message,) = [t for t in texts if t.startswith("Failed to import module")]
+    for line in (f"ImportError: {message}", "ModuleNotFoundError: No module named 'llama_cpp'"):
+        result = subprocess.run(
+            [sys.executable, "-m", "envman", "diagnose", "-", "--engine", "xllamacpp", "--json"], input=line,
+            env=cli_env(tmp_path / "home"), capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        found = json.loads(result.stdout)
+        assert "xinference-llama-cpp-python-missing" in json.dumps(found)
+        assert "USE_XLLAMACPP=1" in json.dumps(found)
