@@ -195,3 +195,11 @@ def test_up_docker_runs_the_launcher_with_the_template_read_from_the_host_weight
     assert registration["model_name"] == "mine"
     assert inner.ready_path == "/v1/models/mine"
     assert inner.env["USE_XLLAMACPP"] == "1"
+
+
+def test_build_docker_with_the_frontend_needs_a_daemon(cli: Cli) -> None:
+    dead = {"DOCKER_HOST": "unix:///nonexistent/envman-test-docker.sock"}
+    result = cli("build", "smoke-gemma3", "--docker", "--frontend", "xinference", "--hardware", "cpu", env=dead)
+    assert result.returncode == 3, result.stderr
+    assert "error: no Docker daemon answers" in " ".join(result.stderr.split())
+    assert "not supported" not in result.stderr

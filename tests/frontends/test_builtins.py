@@ -156,6 +156,8 @@ def _bf16_labelled(source: Path, target: Path) -> Path:
     return target
 
 
+@pytest.mark.engine
+@pytest.mark.slow
 def test_up_launches_the_built_in_gemma_3_1b_it_from_local_weights(
     home: Path,  # noqa: F811 (the fixture imported above)
     real_matrix: Matrix,
