@@ -9,9 +9,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+
+if TYPE_CHECKING:
+    from envman.matrix.engine_rules import EngineRules
 
 
 class Format(enum.StrEnum):
@@ -475,6 +479,7 @@ class Matrix:
     build_requirements: Mapping[tuple[str, str, str], BuildRequirements] = field(default_factory=dict)
 
     frontends: Mapping[str, Frontend] = field(default_factory=dict)
+    engine_rules: Mapping[str, EngineRules] = field(default_factory=dict)  # [engine_rules.E], probed
 
     def family_of_architecture(self, arch: str) -> Family | None:
         """The family whose HF or GGUF architecture list names ``arch``."""
