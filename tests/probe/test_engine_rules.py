@@ -22,7 +22,7 @@ def _release(version: str, fp8: str | None) -> EngineRules:
 
 def test_spans_close_at_the_next_release_and_end_at_the_newest_read() -> None:
     rules = [_release("0.7.0", "8.0"), _release("0.8.0", "8.0"), _release("0.9.0", "7.5"), _release("0.10.0", None)]
-    found = spans(rules, lambda r: None if r.method("fp8") is None else (r.method("fp8").min_capability,))  # type: ignore[union-attr]
+    found = spans(rules, lambda r: None if (m := r.method("fp8")) is None else (m.min_capability,))
     assert [(s.key, s.versions) for s in found] == [(("8.0",), ">=0.7.0,<0.9.0"), (("7.5",), ">=0.9.0,<0.10.0")]
     assert [(s.key, s.versions) for s in spans(rules[:2], lambda r: ("x",))] == [(("x",), ">=0.7.0,<=0.8.0")]
 
