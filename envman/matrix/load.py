@@ -132,6 +132,8 @@ def _variant(engine: str, name: str, r: Reader) -> Variant:
         lockable=r.flag("lock", True),
         lock_note=r.text("lock_note", ""),
         evidence=r.text("evidence", ""),
+        lines=r.versions("lines"),
+        lines_evidence=r.text("lines_evidence", ""),
     )
 
 

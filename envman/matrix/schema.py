@@ -80,6 +80,10 @@ class Variant:
     lockable: bool = True  # false where CI cannot reach the variant's index
     lock_note: str = ""
     evidence: str = ""
+    # Known-good releases of older CUDA runtime lines, locked beside the default (vllm 0.19.1:
+    # CUDA 12.8, for drivers before CUDA 13 and for V100s)
+    lines: tuple[Version, ...] = ()
+    lines_evidence: str = ""
 
 
 @dataclass(frozen=True)
