@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -86,3 +92,43 @@ def test_the_committed_matrix_agrees_with_the_wheels() -> None:
             assert str(recorded.min_capability or "") == (method.min_capability or ""), (release.version, method.name)
         for refused in read.refused_dtypes:
             assert rules.refusal(release.version, (refused.model_type,), "float16") is not None
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "envman", "probe", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_probe_engine_rules_writes_tables_the_matrix_loads(tmp_path: Path) -> None:
+    matrix = tmp_path / "matrix.toml"
+    shutil.copyfile(Path(__file__).resolve().parents[2] / "matrix.toml", matrix)
+    done = _cli(
+        "--engine-rules", "--engine", "vllm", "--versions", ">=0.27.1,<0.28.1", "--plugin", "vllm-bnb-plugin",
+        "--write", "--json", "--matrix", str(matrix),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert [r["version"] for r in data["releases"]] == ["0.27.1", "0.28.0"]
+    assert {p["method"]: p["package"] for p in data["plugins"]} == {
+        "gguf": "vllm-gguf-plugin",  # named by vllm's own Requires-Dist (extra-quant)
+        "bitsandbytes": "vllm-bnb-plugin",
+    }
+    rules = load_matrix(matrix).engine_rules["vllm"]
+    assert str(rules.probed) == "<=0.28.0,>=0.27.1"
+    plugin = rules.plugin(Version("0.28.0"), "bitsandbytes")
+    assert plugin is not None
+    assert plugin.package == "vllm-bnb-plugin"
+
+
+def test_probe_engine_rules_usage_errors() -> None:
+    done = _cli("gemma3", "--engine-rules", "--engine", "vllm")
+    assert done.returncode == 2
+    assert "error: --engine-rules takes no FAMILY" in done.stderr
+    done = _cli("--engine-rules", "--engine", "sglang")
+    assert done.returncode == 2
+    assert "error: --engine-rules reads vLLM's source only, not sglang's" in done.stderr
