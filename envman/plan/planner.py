@@ -359,6 +359,9 @@ class Planner:
                     reject(f"{artifact.format.value} weights run in float16 here and {refused}")
                     continue
             fitted = fit(self.matrix, self.host, engine, model, artifact, dtype, request, version=version)
+            if isinstance(fitted, str) and dtype == "float32" and self.host.accelerator is Accelerator.CUDA:
+                refused = float16_refusal(self.matrix, engine.name, version, model_types)
+                fitted = f"{fitted}; in float32 because {refused}" if refused else fitted
             if isinstance(fitted, str):
                 soft.append(fitted)
                 reject(fitted, soft=True)

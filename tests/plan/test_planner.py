@@ -226,6 +226,17 @@ def test_v100_dtype_note_says_why(real_matrix: Matrix) -> None:
     assert plan.max_model_len == 8192  # float32 weights (4 bytes each) leave room for 8192 tokens, not 16384
 
 
+def test_float32_that_does_not_fit_names_the_release_that_allows_float16(real_matrix: Matrix) -> None:
+    error = refusal(real_matrix, "T4", "gemma-3-4b-it", engine="vllm", format="pytorch")
+    line = next(ln for ln in error.message.splitlines() if "0.32.0 cuda pytorch" in ln)
+    assert "does not fit" in line
+    assert line.endswith(
+        "; in float32 because vllm 0.32.0 refuses float16 for model type gemma3 ('Numerical instability. Please use "
+        "bfloat16 or float32 instead.', refused at vllm/config/model.py:2417 ('does not support float16')); "
+        "vllm 0.9.0.1 is the newest release that allows float16"
+    )
+
+
 def test_an_older_release_that_allows_float16_runs_float16_on_a_v100(real_matrix: Matrix) -> None:
     plan = make_plan(real_matrix, "V100x4", "gemma-3-27b-it", engine="vllm", version="0.9.0.1")
     assert (str(plan.engine_version), plan.dtype) == ("0.9.0.1", "float16")
