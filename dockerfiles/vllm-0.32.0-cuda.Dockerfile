@@ -47,7 +47,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10m --retries=3 \
   CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
 # The planner's command line for the smoke model; the server binds 0.0.0.0 inside the container only.
-CMD ["vllm", "serve", "/models/smoke-gemma3", "--served-model-name", "smoke-gemma3", "--host", "0.0.0.0", "--port", "8000", "--max-model-len", "4096", "--gpu-memory-utilization", "0.9", "--dtype", "float16", "--tensor-parallel-size", "1", "--enable-chunked-prefill", "--max-num-batched-tokens", "2048"]
+CMD ["vllm", "serve", "/models/smoke-gemma3", "--served-model-name", "smoke-gemma3", "--host", "0.0.0.0", "--port", "8000", "--max-model-len", "4096", "--gpu-memory-utilization", "0.9", "--dtype", "float32", "--tensor-parallel-size", "1", "--enable-chunked-prefill", "--max-num-batched-tokens", "2048"]
 
 LABEL org.opencontainers.image.title="envman/vllm" \
       org.opencontainers.image.description="vllm 0.32.0 (cuda) from lockfiles/vllm-0.32.0-cuda-py3.11.txt" \

@@ -46,6 +46,7 @@ class Row:
     dockerfile: str
     min_compute_capability: str | None = None
     min_memory_gib: int | None = None
+    min_driver: str | None = None  # NVIDIA's floor for the build's CUDA runtime (host_requirements)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class Row:
             "dockerfile": self.dockerfile,
             "min_compute_capability": self.min_compute_capability,
             "min_memory_gib": self.min_memory_gib,
+            "min_driver": self.min_driver,
         }
 
 
@@ -125,7 +127,13 @@ def rows(matrix: Matrix, selected: Sequence[Combination] | None = None) -> list[
             model, memory = _gpu_model(matrix, combination, smoke.family)
             floor = dockerfile.min_compute_capability(variant, combination)
             cc = str(floor) if floor is not None else None
-            row = Row(smoke.family, engine, version, name, "gpu", GPU_RUNNER, model.name, image, path, cc, memory)
+            from envman.plan.requirements import requirements_for
+
+            needs = requirements_for(matrix, engine, version, name)
+            driver = needs.min_driver if needs is not None else None
+            row = Row(
+                smoke.family, engine, version, name, "gpu", GPU_RUNNER, model.name, image, path, cc, memory, driver
+            )
             found.append(row)
     return [checked(row) for row in found]
 
@@ -148,14 +156,17 @@ def github_matrix(selected: Sequence[Row]) -> str:
     return json.dumps({"include": [r.to_json() for r in selected]}, separators=(",", ":"))
 
 
-def runner_check(min_compute_capability: str, min_memory_gib: float) -> str:
-    """Fail unless this machine has a GPU meeting both floors (GPU jobs check their runner)."""
+def runner_check(min_compute_capability: str, min_memory_gib: float, min_driver: str = "") -> str:
+    """Fail unless this machine has a GPU meeting the floors, and a driver for the build's CUDA
+    runtime (``min_driver``; empty: the build's need was not probed)."""
     from packaging.version import Version
 
     from envman.hardware.detect import detect_host
 
     if not re.fullmatch(r"[0-9]+\.[0-9]+", min_compute_capability):
         raise UsageError(f"--min-compute-capability {min_compute_capability!r} is not MAJOR.MINOR", hint="e.g. 7.5")
+    if min_driver and not re.fullmatch(r"[0-9]{3}(\.[0-9]{1,3}){0,2}", min_driver):
+        raise UsageError(f"--min-driver {min_driver!r} is not a driver version", hint="e.g. 525.60.13")
     if not math.isfinite(min_memory_gib) or min_memory_gib < 0:
         raise UsageError(f"--min-memory-gib {min_memory_gib} is not a size in GiB", hint="e.g. 24")
     host = detect_host()
@@ -168,7 +179,14 @@ def runner_check(min_compute_capability: str, min_memory_gib: float) -> str:
             f"floor: compute capability {min_compute_capability}, {min_memory_gib} GiB",
             hint="label GPU runners by what they have, or change the job's runs-on labels",
         )
-    return f"{host.describe()}: compute capability {cc}, {memory:.1f} GiB"
+    driver = host.driver_version
+    if min_driver and (driver is None or Version(driver) < Version(min_driver)):
+        raise TargetError(
+            f"this runner's NVIDIA driver ({driver or 'unknown'}) is older than the job's build needs: "
+            f"driver >= {min_driver} for its CUDA runtime",
+            hint=f"upgrade the runner's driver to >= {min_driver}, or label it so this job does not pick it",
+        )
+    return f"{host.describe()}: compute capability {cc}, {memory:.1f} GiB, driver {driver or 'unknown'}"
 
 
 def smoke_combination(

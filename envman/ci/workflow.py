@@ -60,6 +60,7 @@ def _command(*words: str) -> str:
 RUNNER_CHECK = _command(
     "envman ci runner-check",
     *("--min-compute-capability", "$MATRIX_MIN_COMPUTE_CAPABILITY", "--min-memory-gib", "$MATRIX_MIN_MEMORY_GIB"),
+    *("--min-driver", "$MATRIX_MIN_DRIVER"),
 )
 SMOKE = _command(
     "envman ci smoke",
@@ -101,9 +102,9 @@ def _smoke_job(runner: str, runs_on: Sequence[str], selected: Sequence[Row]) -> 
     if runner == "gpu":
         steps.append(
             {
-                "name": "the runner has compute capability ${{ matrix.min_compute_capability }} and "
-                "${{ matrix.min_memory_gib }} GiB",
-                "env": _matrix_env("min_compute_capability", "min_memory_gib"),
+                "name": "the runner has compute capability ${{ matrix.min_compute_capability }}, "
+                "${{ matrix.min_memory_gib }} GiB and driver >= ${{ matrix.min_driver }}",
+                "env": _matrix_env("min_compute_capability", "min_memory_gib", "min_driver"),
                 "run": RUNNER_CHECK,
             }
         )

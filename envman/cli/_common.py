@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
 
@@ -215,3 +215,25 @@ def print_check(problems: Sequence[Problem], json: bool, ok: str) -> None:
             out.print(ok, markup=False)
     if problems:
         raise typer.Exit(1)
+
+
+def keep_for_driver(matrix: Matrix, selected: list[Any], driver: str) -> list[Any]:
+    """The combinations whose CUDA build runs on ``driver`` (CPU builds always), the others
+    named on stderr with the driver they need; none left is a usage error."""
+    from envman.cli._console import err
+    from envman.plan.requirements import driver_refusal, valid_driver
+
+    if not valid_driver(driver):
+        raise UsageError(f"--driver {driver!r} is not a driver version", hint="e.g. --driver 550.54.15")
+    kept = []
+    for combination in selected:
+        why = driver_refusal(matrix, combination.engine, str(combination.version), combination.variant, driver)
+        if why is None:
+            kept.append(combination)
+        else:
+            err.print(f"skipped {why}", markup=False)
+    if not kept:
+        raise UsageError(
+            f"no selected build runs on driver {driver}", hint="upgrade the driver, or select older releases"
+        )
+    return kept

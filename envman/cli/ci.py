@@ -98,8 +98,11 @@ def ci_runner_check(
     min_memory_gib: Annotated[
         float, typer.Option("--min-memory-gib", help="GPU memory the job needs.", callback=bounded("--min-memory-gib"))
     ],
+    min_driver: Annotated[
+        str, typer.Option("--min-driver", help="NVIDIA driver the build's CUDA runtime needs, e.g. 580.65.06.")
+    ] = "",
 ) -> None:
-    """Exit 1 unless this machine's GPU meets the job's floors (GPU jobs run it first)."""
+    """Exit 1 unless this machine's GPU and driver meet the job's floors (GPU jobs run it first)."""
     from envman.ci import matrix as ci
 
-    out.print(ci.runner_check(min_compute_capability, min_memory_gib), markup=False)
+    out.print(ci.runner_check(min_compute_capability, min_memory_gib, min_driver), markup=False)

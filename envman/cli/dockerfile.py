@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app
-from envman.cli._common import JsonOption, MatrixOption, print_check
+from envman.cli._common import DriverOption, JsonOption, MatrixOption, keep_for_driver, print_check
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
 
@@ -36,6 +36,7 @@ def dockerfile(
     ] = None,
     arg: Annotated[list[str] | None, typer.Option("--arg", help="Extra server argument (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="Extra KEY=VALUE for the server (repeatable).")] = None,
+    driver: DriverOption = None,
     matrix: MatrixOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -54,6 +55,8 @@ def dockerfile(
     selected, everything = selected_combinations(
         loaded, family=family, engine=engine, version=version, variant=variant, frontend=frontend
     )
+    if driver is not None:  # only the builds whose CUDA runtime that driver runs
+        selected, everything = keep_for_driver(loaded, selected, driver), False
     extra_env: dict[str, str] = {}
     for item in env or []:
         name, sep, value = item.partition("=")

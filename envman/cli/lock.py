@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from envman.cli._app import app, verbose
-from envman.cli._common import JsonOption, MatrixOption, load, print_check
+from envman.cli._common import DriverOption, JsonOption, MatrixOption, keep_for_driver, load, print_check
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
 
@@ -33,6 +33,7 @@ def lock(
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 naming each missing, stale or modified lockfile; write nothing.")
     ] = False,
+    driver: DriverOption = None,
     matrix: MatrixOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -58,6 +59,8 @@ def lock(
     if frontend:
         selected = [c for c in selected if c.frontend == frontend or c.frontend.partition("==")[0] == frontend]
         everything = False
+    if driver is not None:  # only the builds whose CUDA runtime that driver runs
+        selected, everything = keep_for_driver(loaded, selected, driver), False
     directory = locks.lockfiles_dir(loaded)
     if check:
         problems = locks.check(loaded, directory, selected, select_all=everything)

@@ -41,6 +41,23 @@ def probe_command(
         ),
     ] = False,
     variant: Annotated[str, typer.Option("--variant", help="Variant for --host-requirements.")] = "cuda",
+    engine_rules: Annotated[
+        bool,
+        typer.Option(
+            "--engine-rules",
+            help="Read each release's own rules: model types it refuses float16 for, the quantization methods "
+            "it registers and each one's minimum compute capability.",
+        ),
+    ] = False,
+    plugins: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plugin",
+            help="A plugin package that registers quantization methods (vllm-bnb-plugin); repeatable. "
+            "Those the releases name in Requires-Dist are read anyway.",
+            show_default=False,
+        ),
+    ] = None,
     write: Annotated[
         bool, typer.Option("--write", help="Write the floor (or the host requirements) and evidence into the matrix.")
     ] = False,
@@ -58,6 +75,11 @@ def probe_command(
     if engine not in loaded.engines:
         raise UsageError(f"unknown engine {engine!r}", hint=_closest(engine, loaded.engines))
     spec = _range(versions)
+    if engine_rules:
+        if family is not None or host_requirements:
+            raise UsageError("--engine-rules takes no FAMILY and no --host-requirements", hint="Run them apart.")
+        _engine_rules(loaded, engine, spec, plugins or [], write=write, json_output=json_output)
+        return
     if host_requirements:
         if family is not None:
             raise UsageError("--host-requirements takes no FAMILY", hint="Drop the family: it probes every release.")
@@ -138,6 +160,63 @@ def _host_requirements(
     out.print(f"  {len(result.builds)} releases in {result.seconds} s", markup=False)
     if write:
         out.print(f"  written to {loaded.path}", markup=False)
+
+
+def _engine_rules(
+    loaded: Matrix, engine: str, spec: SpecifierSet | None, plugins: list[str], *, write: bool, json_output: bool
+) -> None:
+    from envman import pypi
+    from envman.cli._console import out, print_json
+    from envman.probe.engine_rules import plugin_methods, plugin_packages, probe_engine_rules
+    from envman.probe.hoststack.stack import cuda_wheel
+    from envman.probe.rules_write import write_engine_rules
+
+    if engine != "vllm":
+        raise UsageError(f"--engine-rules reads vLLM's source only, not {engine}'s", hint="Use --engine vllm.")
+    reporter = _ConsoleReporter()
+    with reporter.status("reading the release list of vllm"):
+        releases = [r for r in pypi.releases("vllm") if spec is None or spec.contains(r.version, prereleases=True)]
+    releases = [r for r in releases if cuda_wheel(r) is not None]
+    if not releases:
+        raise UsageError(f"vllm has no release with a Linux wheel{f' in {spec}' if spec else ''} on the index")
+    result = probe_engine_rules(releases, reporter=reporter)
+    if result.rules:
+        from envman.probe.hoststack.wheel import wheel_facts
+
+        newest = cuda_wheel(releases[-1])
+        assert newest is not None  # filtered above
+        named = plugin_packages(wheel_facts(newest, lambda _name: False, key="none").requires)
+        plugins = list(dict.fromkeys([*named, *plugins]))
+    moved = [m for package in plugins for m in plugin_methods(package, reporter=reporter)]
+    if write:
+        count = write_engine_rules(Path(loaded.path), result, moved)
+        load(Path(loaded.path))  # the written tables, validated as every load is
+    if json_output:
+        from dataclasses import asdict
+
+        print_json(
+            {
+                "engine": engine,
+                "seconds": result.seconds,
+                "releases": [r.to_json() for r in result.rules],
+                "plugins": [asdict(m) for m in moved],
+                "skipped": list(result.skipped),
+            }
+        )
+        return
+    for rules in result.rules:
+        refused = ", ".join(d.model_type for d in rules.refused_dtypes) or "none"
+        methods = ", ".join(f"{m.name} {m.min_capability or '-'}" for m in rules.quant_methods)
+        out.print(f"vllm {rules.version}: float16 refused for {refused}; methods (min CC): {methods}", markup=False)
+    for method in moved:
+        out.print(
+            f"  plugin {method.package} {method.version}: {method.method} (min CC {method.min_capability or '-'})"
+        )
+    for line in result.skipped:
+        out.print(f"  skipped {line}", markup=False)
+    out.print(f"  {len(result.rules)} releases in {result.seconds} s", markup=False)
+    if write:
+        out.print(f"  {count} rules written to {loaded.path}", markup=False)
 
 
 def _build_json(loaded: Matrix, build: BuildStack) -> dict[str, Any]:

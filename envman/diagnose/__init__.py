@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from envman.diagnose.facts import computed_fix
 from envman.matrix.schema import Family, Matrix, Signature
 
 
@@ -164,11 +165,12 @@ def diagnose(text: str, matrix: Matrix, engine: str | None = None, family: str |
         if signature.kind == "architecture":
             findings.append(_architecture_finding(matrix, signature, index, match, text, engine))
         else:
+            computed = computed_fix(matrix, signature.id, match, engine)
             findings.append(
                 Finding(
                     id=signature.id,
                     cause=signature.cause,
-                    fix=signature.fix,
+                    fix=computed or signature.fix,
                     line=_line_at(text, match.start()),
                     offset=match.start(),
                     entry=f"signatures[{index}]",

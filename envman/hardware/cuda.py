@@ -8,9 +8,11 @@ From the CUDA C++ Programming Guide, "Binary Compatibility" and "PTX Compatibili
 - PTX for X.y is compiled just in time by the driver for any device of capability >= X.y,
   if the driver is new enough for the toolkit that wrote the PTX.
 
-Architecture-specific targets (``sm_90a``, ``sm_100a``) run only on their own capability;
-the fat binary header does not mark them (see :mod:`envman.probe.hoststack.fatbin`), so they
-are read as plain SASS of that capability, which is what their own GPU runs.
+Architecture-specific targets (``sm_90a``, ``sm_100a``: "9.0a" here, marked in the fat binary
+entry's flags, see :mod:`envman.probe.hoststack.fatbin`) run only on exactly their own
+capability: a library whose only Hopper code is sm_90a has no code for a 9.x GPU other than 9.0,
+and its compute_90a PTX is not JIT-compiled for 10.0 either. Family-specific targets
+(``sm_100f``: "10.0f") run on the family, the same major at or above the minor, as plain SASS does.
 """
 
 from __future__ import annotations
@@ -20,16 +22,31 @@ from collections.abc import Iterable, Sequence
 from packaging.version import Version
 
 
+def target(text: str) -> tuple[Version, bool]:
+    """ "9.0a" -> (9.0, True): the capability and whether the target is architecture-specific
+    ("10.0f", family-specific, runs as plain SASS of its major does)."""
+    specific = text.endswith("a")
+    return Version(text.removesuffix("a").removesuffix("f")), specific
+
+
 def sass_runs(capability: Version, sass: Iterable[str]) -> str | None:
     """The SASS target of ``sass`` that runs natively on ``capability`` (the newest), if any."""
-    fitting = [Version(s) for s in sass if _major(Version(s)) == _major(capability) and Version(s) <= capability]
-    return str(max(fitting)) if fitting else None
+    fitting = []
+    for text in sass:
+        version, specific = target(text)
+        if version == capability if specific else (_major(version) == _major(capability) and version <= capability):
+            fitting.append((version, text))
+    return _text(max(fitting)[0]) if fitting else None
 
 
 def ptx_runs(capability: Version, ptx: Iterable[str]) -> str | None:
     """The PTX target that the driver can JIT for ``capability`` (the newest not above it), if any."""
-    fitting = [Version(p) for p in ptx if Version(p) <= capability]
-    return str(max(fitting)) if fitting else None
+    fitting = []
+    for text in ptx:
+        version, specific = target(text)
+        if version == capability if specific else version <= capability:
+            fitting.append(version)
+    return _text(max(fitting)) if fitting else None
 
 
 def usable_sass(components: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tuple[str, ...]:
@@ -38,7 +55,7 @@ def usable_sass(components: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tu
     ``components`` are ``(sass, ptx)`` pairs (an engine's library, torch's libtorch_cuda).
     An engine with Blackwell kernels beside a torch without them has no 10.0 here.
     """
-    candidates = sorted({Version(s) for sass, _ptx in components for s in sass})
+    candidates = sorted({target(s)[0] for sass, _ptx in components for s in sass})
     return tuple(_text(c) for c in candidates if all(sass_runs(c, sass) is not None for sass, _ptx in components))
 
 
@@ -47,7 +64,7 @@ def usable_ptx(components: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tup
     one without any (torch's libtorch_cuda usually) runs nowhere beyond its SASS."""
     if not components or not all(ptx for _sass, ptx in components):
         return ()
-    return tuple(_text(v) for v in sorted({Version(p) for _sass, ptx in components for p in ptx}))
+    return tuple(_text(v) for v in sorted({target(p)[0] for _sass, ptx in components for p in ptx}))
 
 
 def _major(version: Version) -> int:

@@ -90,7 +90,7 @@ def request_for(
         variant=var.name,
         package=var.package,
         python=python,
-        platform=platform or var.platform or lockfile.DEFAULT_PLATFORM,
+        platform=platform or var.platform or _wheel_platform(matrix, combination) or lockfile.DEFAULT_PLATFORM,
         exclude_newer=_day_after(engine_date),
         exclude_newer_packages=exclude_newer_packages,
         exclude=var.exclude,
@@ -101,6 +101,20 @@ def request_for(
         find_links=var.find_links,
     )
     return _under_frontend(matrix, combination, request, offline) if combination.frontend else request
+
+
+def _wheel_platform(matrix: Matrix, combination: Combination) -> str | None:
+    """The probed wheel's own glibc where it is above the default's: vllm 0.19.1 has only a
+    manylinux_2_31 wheel, and a manylinux_2_28 lock would fall back to building the sdist."""
+    record = matrix.build_requirements.get((combination.engine, combination.variant, str(combination.version)))
+    tag = record.manylinux if record is not None else ""
+    parts = tag.split("_")  # manylinux_2_31_x86_64
+    if len(parts) < 4 or parts[0] != "manylinux" or not (parts[1].isdigit() and parts[2].isdigit()):
+        return None  # legacy tags (manylinux1, manylinux2014) are below the default
+    default = lockfile.DEFAULT_PLATFORM.split("_")  # x86_64-manylinux_2_28
+    if (int(parts[1]), int(parts[2])) <= (int(default[-2]), int(default[-1])):
+        return None
+    return f"x86_64-manylinux_{parts[1]}_{parts[2]}"
 
 
 def _under_frontend(matrix: Matrix, combination: Combination, request: LockRequest, offline: bool) -> LockRequest:

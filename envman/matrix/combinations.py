@@ -76,6 +76,12 @@ def known_good(
                         continue
                     if var.lockable and (not var.versions or v in var.versions):
                         found.add(Combination(name, v, var.name))
+            for var in eng.variants.values():  # a variant's older CUDA lines, for the families they run
+                for line in var.lines:
+                    if (version and line != Version(version)) or (variant and var.name != variant):
+                        continue
+                    if var.lockable and support.min_version is not None and line >= support.min_version:
+                        found.add(Combination(name, line, var.name))
     return sorted(found)
 
 

@@ -33,7 +33,7 @@ from envman.matrix.reader import Problems, Reader, parse_version
 from envman.matrix.schema import BuildRequirements, CudaDriverRule, Engine, KernelTargets
 
 _DRIVER = re.compile(r"\d{3}(\.\d{1,3}){0,2}")
-_CAPABILITY = re.compile(r"\d{1,2}\.\d")
+_CAPABILITY = re.compile(r"\d{1,2}\.\d[af]?")  # "9.0a": 9.0 only; "10.0f": the 10.x family
 _GLIBC = re.compile(r"2\.\d{1,2}(\.\d)?")
 _SOURCES = ("artifact", "docs")
 

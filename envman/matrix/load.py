@@ -16,6 +16,7 @@ from typing import Any
 from packaging.version import Version
 
 from envman.errors import ConfigError
+from envman.matrix.engine_rules import parse_engine_rules
 from envman.matrix.hoststack import parse_build_requirements, parse_cuda_drivers
 from envman.matrix.lines import LineIndex
 from envman.matrix.lines import Path as KeyPath
@@ -131,6 +132,8 @@ def _variant(engine: str, name: str, r: Reader) -> Variant:
         lockable=r.flag("lock", True),
         lock_note=r.text("lock_note", ""),
         evidence=r.text("evidence", ""),
+        lines=r.versions("lines"),
+        lines_evidence=r.text("lines_evidence", ""),
     )
 
 
@@ -574,6 +577,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         ir.done()
     cuda_drivers = parse_cuda_drivers(problems, root)
     build_requirements = parse_build_requirements(problems, root, engines)
+    engine_rules = parse_engine_rules(problems, root, engines)
 
     frontends: dict[str, Frontend] = _each(
         problems, root.table("frontends"), ("frontends",), lambda n, fr: _frontend(problems, n, fr, engines)
@@ -605,6 +609,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         cuda_drivers=cuda_drivers,
         build_requirements=build_requirements,
         frontends=frontends,
+        engine_rules=engine_rules,
     )
 
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+
+if TYPE_CHECKING:
+    from envman.matrix.engine_rules import EngineRules
 
 
 class Format(enum.StrEnum):
@@ -76,6 +80,10 @@ class Variant:
     lockable: bool = True  # false where CI cannot reach the variant's index
     lock_note: str = ""
     evidence: str = ""
+    # Known-good releases of older CUDA runtime lines, locked beside the default (vllm 0.19.1:
+    # CUDA 12.8, for drivers before CUDA 13 and for V100s)
+    lines: tuple[Version, ...] = ()
+    lines_evidence: str = ""
 
 
 @dataclass(frozen=True)
@@ -475,6 +483,7 @@ class Matrix:
     build_requirements: Mapping[tuple[str, str, str], BuildRequirements] = field(default_factory=dict)
 
     frontends: Mapping[str, Frontend] = field(default_factory=dict)
+    engine_rules: Mapping[str, EngineRules] = field(default_factory=dict)  # [engine_rules.E], probed
 
     def family_of_architecture(self, arch: str) -> Family | None:
         """The family whose HF or GGUF architecture list names ``arch``."""

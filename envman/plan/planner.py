@@ -30,8 +30,9 @@ from envman.matrix.schema import (
     Variant,
 )
 from envman.plan import frontend as frontends
-from envman.plan.dtype import choose_dtype
+from envman.plan.dtype import choose_dtype, float16_refusal
 from envman.plan.fit import TP_SIZES, Fit, fit
+from envman.plan.quant import quant_method_gate
 from envman.plan.request import PlanRequest, parse_format
 from envman.plan.requirements import NONE, newest_runnable, requirements_for
 from envman.plan.requirements import check as check_host
@@ -331,7 +332,12 @@ class Planner:
                 continue  # another known-good version may do
             spec = self.matrix.quant_spec(artifact.format, artifact.quantization)
             host_cc = self.host.min_compute_capability
-            if (
+            method_gate = quant_method_gate(self.matrix, self.host, engine.name, version, artifact)
+            if method_gate is not None:
+                if method_gate:
+                    reject(method_gate)
+                    continue
+            elif (
                 self.host.accelerator is Accelerator.CUDA
                 and spec is not None
                 and spec.min_compute_capability is not None
@@ -343,8 +349,19 @@ class Planner:
                     f"{self.host.gpus[0].name} has {host_cc} ({spec.note})"
                 )
                 continue
-            dtype, dtype_notes = choose_dtype(self.matrix, self.host, artifact)
+            model_types = self.matrix.families[model.family].model_types if model.family in self.matrix.families else ()
+            dtype, dtype_notes = choose_dtype(
+                self.matrix, self.host, artifact, engine=engine.name, version=version, model_types=model_types
+            )
+            if dtype == "float16" and artifact.format in (Format.AWQ, Format.GPTQ):
+                refused = float16_refusal(self.matrix, engine.name, version, model_types)
+                if refused is not None:  # below compute capability 8.0 the 4-bit kernels take float16 only
+                    reject(f"{artifact.format.value} weights run in float16 here and {refused}")
+                    continue
             fitted = fit(self.matrix, self.host, engine, model, artifact, dtype, request, version=version)
+            if isinstance(fitted, str) and dtype == "float32" and self.host.accelerator is Accelerator.CUDA:
+                refused = float16_refusal(self.matrix, engine.name, version, model_types)
+                fitted = f"{fitted}; in float32 because {refused}" if refused else fitted
             if isinstance(fitted, str):
                 soft.append(fitted)
                 reject(fitted, soft=True)

@@ -179,3 +179,22 @@ def newest_runnable(
         if req is not None and not check(req, host):
             return version, req
     return None
+
+
+_DRIVER_TEXT = re.compile(r"\d{2,4}(\.\d{1,3}){0,2}")
+
+
+def driver_refusal(matrix: Matrix, engine: str, version: str, variant: str, driver: str) -> str | None:
+    """Why a build's CUDA runtime needs a newer NVIDIA driver than ``driver`` (``lock --driver``,
+    ``dockerfile --driver``), or None where it runs or its need was never probed."""
+    req = requirements_for(matrix, engine, version, variant)
+    if req is None or req.min_driver is None or _version(driver) >= _version(req.min_driver):
+        return None
+    return (
+        f"{engine} {version} ({variant}): its CUDA {req.cuda_runtime} runtime needs an NVIDIA driver "
+        f">= {req.min_driver}, {driver} is older"
+    )
+
+
+def valid_driver(driver: str) -> bool:
+    return bool(_DRIVER_TEXT.fullmatch(driver))

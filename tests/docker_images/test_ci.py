@@ -17,7 +17,7 @@ from tests.docker_images.conftest import REPO, Cli
 WORKFLOW = REPO / ".github" / "workflows" / "envman-matrix.yml"
 KEYS = [
     "family", "engine", "version", "variant", "runner", "runs_on", "model", "image", "dockerfile",
-    "min_compute_capability", "min_memory_gib",
+    "min_compute_capability", "min_memory_gib", "min_driver",
 ]  # fmt: skip
 
 
@@ -56,6 +56,8 @@ def test_matrix_rows(cli: Cli) -> None:
     assert isinstance(gpu["min_memory_gib"], int)
     assert gpu["min_memory_gib"] >= 3
     assert gpu["dockerfile"] == "dockerfiles/vllm-0.32.0-cuda.Dockerfile"
+    assert gpu["min_driver"] == "580"  # CUDA 13 runtime (cuda_drivers."13")
+    assert cpu["min_driver"] is None
 
 
 def test_github_format_and_shards(cli: Cli) -> None:
@@ -94,7 +96,8 @@ def test_workflow_check_fails_after_a_matrix_change(cli: Cli, tmp_path: Path) ->
     )
     assert cli("ci", "workflow", "--output", str(copy), env=env).returncode == 0
     gpu_rows = _workflow(copy)["jobs"]["smoke-gpu"]["strategy"]["matrix"]["include"]
-    assert [row["min_compute_capability"] for row in gpu_rows if row["engine"] == "vllm"] == ["8.0"]
+    vllm_rows = {row["version"]: row["min_compute_capability"] for row in gpu_rows if row["engine"] == "vllm"}
+    assert vllm_rows == {"0.19.1": "7.0", "0.32.0": "8.0"}  # the limit holds from 0.20.0; 0.19.1 is the CUDA 12 line
 
 
 def test_workflow_passes_actionlint() -> None:

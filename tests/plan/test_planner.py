@@ -136,7 +136,7 @@ def test_bnb_gemma3_on_vllm_0_8_0_is_known_bad_until_0_8_3(real_matrix: Matrix) 
     [
         ("0.7.3", "bitsandbytes", "bitsandbytes"),  # <0.8.2 needs both flags
         ("0.8.3", "bitsandbytes", None),  # 0.8.2-0.8.3 derives the load format
-        ("0.32.0", None, None),  # >=0.8.4 reads both from config.json
+        ("0.27.1", None, None),  # >=0.8.4 reads both from config.json (0.27.1: the last with it in-tree)
     ],
 )
 def test_bitsandbytes_flags_follow_the_vllm_version(
@@ -151,6 +151,19 @@ def test_bitsandbytes_flags_follow_the_vllm_version(
     assert option(argv_of(plan), "--quantization") == quantization
     assert option(argv_of(plan), "--load-format") == load_format
     assert argv_of(plan).count("--quantization") == (1 if quantization else 0)
+
+
+def test_bitsandbytes_left_vllm_for_a_plugin_in_0_28_0(real_matrix: Matrix) -> None:
+    """vllm 0.28.0 on has no 'bitsandbytes' in QUANTIZATION_METHODS (read from the wheels):
+    the plan refuses and names the plugin package instead of building an environment that fails."""
+    error = refusal(real_matrix, "A100-80GB", "gemma-3-27b-it", engine="vllm", version="0.32.0", format="bnb")
+    line = next(ln for ln in error.message.splitlines() if "bnb" in ln)
+    assert line.endswith(
+        "0.32.0 cuda bnb:4bit: vllm 0.32.0 no longer registers quantization method 'bitsandbytes': it moved to the "
+        "plugin package vllm-bnb-plugin ('bitsandbytes' is in QUANTIZATION_METHODS up to 0.27.1, not in "
+        "vllm-0.28.0-cp38-abi3-manylinux_2_28_x86_64.whl), which this lock does not install; "
+        "releases <0.28.0,>=0.7.0 have it in-tree"
+    )
 
 
 def test_smooth_quant_fp8_from_lmdeploy_is_rejected_by_vllm(real_matrix: Matrix) -> None:
@@ -179,7 +192,9 @@ def test_lmdeploy_serves_its_own_smooth_quant_output(real_matrix: Matrix) -> Non
 @pytest.mark.parametrize(
     ("hardware", "dtype", "tensor_parallel_size"),
     [
-        ("V100x4", "float16", 4),  # compute capability 7.0: no bfloat16; 2x32 GiB is too small
+        # compute capability 7.0: no bfloat16, and vllm 0.19.1 (the newest built for 7.0) refuses
+        # float16 for gemma3 (engine_rules): float32, 4x32 GiB at 8192 tokens
+        ("V100x4", "float32", 4),
         ("A100-40GBx2", "bfloat16", 2),
         ("H100", "bfloat16", 1),
     ],
@@ -194,13 +209,44 @@ def test_gemma_3_27b_on_the_seed_hosts(
     assert option(argv_of(plan), "--dtype") == dtype
     assert option(argv_of(plan), "--tensor-parallel-size") == str(tensor_parallel_size)
     for flag, value in SEED_FLAGS:
+        if dtype == "float32" and flag == "--max-model-len":
+            value = "8192"  # float32 weights take twice the memory of the seed's float16 run
         assert option(argv_of(plan), flag) == value
     assert "--enable-chunked-prefill" in argv_of(plan)
 
 
 def test_v100_dtype_note_says_why(real_matrix: Matrix) -> None:
     plan = make_plan(real_matrix, "V100x4", "gemma-3-27b-it")
+    assert (
+        "dtype float32: bfloat16 needs compute capability 8.0, V100 has 7.0, and vllm 0.19.1 refuses float16 for "
+        "model type gemma3 ('Numerical instability. Please use bfloat16 or float32 instead.', refused at "
+        "vllm/config/model.py:2417 ('does not support float16')); "
+        "vllm 0.9.0.1 is the newest release that allows float16"
+    ) in plan.notes
+    assert plan.max_model_len == 8192  # float32 weights (4 bytes each) leave room for 8192 tokens, not 16384
+
+
+def test_float32_that_does_not_fit_names_the_release_that_allows_float16(real_matrix: Matrix) -> None:
+    error = refusal(real_matrix, "T4", "gemma-3-4b-it", engine="vllm", format="pytorch")
+    line = next(ln for ln in error.message.splitlines() if "0.32.0 cuda pytorch" in ln)
+    assert "does not fit" in line
+    assert line.endswith(
+        "; in float32 because vllm 0.32.0 refuses float16 for model type gemma3 ('Numerical instability. Please use "
+        "bfloat16 or float32 instead.', refused at vllm/config/model.py:2417 ('does not support float16')); "
+        "vllm 0.9.0.1 is the newest release that allows float16"
+    )
+
+
+def test_an_older_release_that_allows_float16_runs_float16_on_a_v100(real_matrix: Matrix) -> None:
+    plan = make_plan(real_matrix, "V100x4", "gemma-3-27b-it", engine="vllm", version="0.9.0.1")
+    assert (str(plan.engine_version), plan.dtype) == ("0.9.0.1", "float16")
     assert "dtype float16: bfloat16 needs compute capability 8.0, V100 has 7.0" in plan.notes
+
+
+def test_a_float16_refused_by_the_release_is_judged_per_family(real_matrix: Matrix) -> None:
+    """Qwen3 is not in vllm's float16 table: an AWQ checkpoint on a T4 keeps float16."""
+    plan = make_plan(real_matrix, "T4", "qwen3-8b", engine="vllm", format="awq")
+    assert plan.dtype == "float16"
 
 
 def test_max_model_len_beyond_the_model_is_a_usage_error(real_matrix: Matrix) -> None:
@@ -225,7 +271,7 @@ def test_vllm_0_33_needs_compute_capability_7_5(real_matrix: Matrix) -> None:
 def test_v100_falls_back_to_the_last_vllm_built_for_it(real_matrix: Matrix) -> None:
     plan = make_plan(real_matrix, "V100x4", "gemma-3-27b-it")
 
-    assert (plan.engine, str(plan.engine_version), plan.dtype) == ("vllm", "0.19.1", "float16")
+    assert (plan.engine, str(plan.engine_version), plan.dtype) == ("vllm", "0.19.1", "float32")
     assert "vllm 0.19.1: the newest release built for V100 (compute capability 7.0); not yet smoke-tested" in plan.notes
     rejected = [r.reason for r in plan.rejected if r.engine == "vllm" and r.version == "0.32.0"]
     assert rejected

@@ -49,7 +49,7 @@ def test_elf_reader_on_a_real_library() -> None:
     assert "libcudart.so.13" in facts.needed
     assert "libcuda.so.1" in facts.needed
     assert facts.glibc == "2.3"
-    assert facts.sass == ("9.0", "10.0")
+    assert facts.sass == ("9.0a", "10.0f")  # FlashMLA: "9.0a" and "10.0f" (flashmla.cmake), flags 0x100000 / 0x200000
     assert facts.ptx == ()
     assert facts.fatbin_entries == 4
 
@@ -83,7 +83,7 @@ def test_wheel_facts_are_read_once_then_cached(tmp_path: Path, monkeypatch: pyte
     assert first.platforms == ("manylinux_2_28_x86_64",)
     assert first.wheel_tags == ("cp311-cp311-linux_x86_64",)
     assert [lib.member for lib in first.libraries] == ["demo/_C.abi3.so"]
-    assert first.libraries[0].sass == ("9.0", "10.0")
+    assert first.libraries[0].sass == ("9.0a", "10.0f")
     assert first.requires[0] == "torch==2.6.0"
 
     def offline(url: str) -> None:
@@ -178,3 +178,26 @@ def test_each_committed_cuda_lock_pins_the_runtime_line_its_wheels_were_read_wit
         assert found[0] == record.cuda_runtime, f"{lock.name}: {found[1].where} vs host_requirements"
         checked += 1
     assert checked >= 1
+
+
+@pytest.mark.parametrize(
+    ("capability", "sass", "expected"),
+    [
+        ("9.0", ("9.0a",), "9.0"),  # sm_90a runs on exactly 9.0 ...
+        ("10.0", ("9.0a",), None),  # ... and on no other capability, not even a newer one
+        ("10.3", ("10.0a",), None),  # B300 (10.3) does not run sm_100a
+        ("10.3", ("10.0", "10.0a"), "10.0"),  # the plain sm_100 does
+        ("9.0", ("8.0", "9.0a"), "9.0"),
+        ("10.3", ("10.0f",), "10.0"),  # a family-specific target runs on the family
+    ],
+)
+def test_an_architecture_specific_target_runs_only_on_its_own_capability(
+    capability: str, sass: tuple[str, ...], expected: str | None
+) -> None:
+    assert sass_runs(Version(capability), sass) == expected
+
+
+def test_architecture_specific_ptx_is_not_jit_compiled_for_newer_gpus() -> None:
+    assert ptx_runs(Version("10.0"), ("9.0a",)) is None
+    assert ptx_runs(Version("9.0"), ("9.0a",)) == "9.0"
+    assert usable_sass([(("9.0a",), ()), (("8.0", "9.0"), ())]) == ("9.0",)

@@ -43,8 +43,8 @@ def read_library(stream: BinaryIO) -> LibraryFacts:
         elf = ELFFile(stream)
         needed: list[str] = []
         glibc: list[Version] = []
-        sass: set[int] = set()
-        ptx: set[int] = set()
+        sass: set[str] = set()
+        ptx: set[str] = set()
         count = 0
         for section in elf.iter_sections():
             if isinstance(section, DynamicSection):
@@ -59,7 +59,7 @@ def read_library(stream: BinaryIO) -> LibraryFacts:
             elif section.name == FATBIN_SECTION and section["sh_type"] != "SHT_NOBITS":
                 for entry in fatbin.entries(stream, section["sh_offset"], section["sh_size"]):
                     count += 1
-                    (sass if entry.kind is fatbin.Kind.SASS else ptx).add(entry.arch)
+                    (sass if entry.kind is fatbin.Kind.SASS else ptx).add(entry.compute_capability)
     except ELFError as error:
         raise NotElfError(str(error)) from error
     return LibraryFacts(
@@ -71,8 +71,9 @@ def read_library(stream: BinaryIO) -> LibraryFacts:
     )
 
 
-def _capabilities(archs: set[int]) -> tuple[str, ...]:
-    return tuple(f"{arch // 10}.{arch % 10}" for arch in sorted(archs))
+def _capabilities(targets: set[str]) -> tuple[str, ...]:
+    """ "8.0", "9.0", "9.0a" … in capability order, an architecture-specific one after its plain one."""
+    return tuple(sorted(targets, key=lambda t: (Version(t.rstrip("af")), t)))  # "9.0" < "9.0a"
 
 
 # -- the dynamic section alone, from the first bytes of a library ------------------------------

@@ -11,6 +11,14 @@ the projects that unpack them (gpuocelot, cuda-fatbin-decompression)::
              u32 name offset, u32 name length, u64 flags (0x2000: compressed), u64 -, u64 size
              the payload decompresses to
 
+The flags say more than the layout above: ``0x100000`` marks an architecture-specific target
+(``sm_90a``: runs on exactly 9.0), ``0x200000`` a family-specific one (``sm_100f``: the 10.x
+family, CUDA >= 12.9). Read from real members: vllm-0.8.5's ``_flashmla_C.abi3.so`` (FlashMLA
+is built for "9.0a", cmake/external_projects/flashmla.cmake) has arch-90 SASS with flags
+0x100011, its ``_moe_C.abi3.so`` (plain sm_70 … sm_90) 0x11 on every entry; vllm-0.32.0's
+``_flashmla_extension_C.abi3.so`` (CUDA 13: "9.0a" and "10.0f" in the same cmake file of
+0.19.1) has arch 90 with 0x108011 and arch 100 with 0x1208011.
+
 Entries follow one another (entry header, then payload); a section holds many blobs, each
 aligned, with padding between them. Only the entry headers are read, never the payloads, so
 compressed entries (CUDA >= 11.5 ``--compress-all``) cost nothing extra.
@@ -28,6 +36,8 @@ MAGIC = 0xBA55ED50
 _HEADER = struct.Struct("<IHHQ")
 _ENTRY = struct.Struct("<HHIQIIHHIIIQQQ")
 _FLAG_COMPRESSED = 0x2000
+_FLAG_ARCH_SPECIFIC = 0x100000  # sm_90a, sm_100a: see the module docstring
+_FLAG_FAMILY_SPECIFIC = 0x200000  # sm_100f
 _ALIGN = 8
 _SCAN_CHUNK = 1 << 20
 
@@ -42,11 +52,14 @@ class Entry:
     kind: Kind
     arch: int  # 80 for sm_80
     compressed: bool
+    arch_specific: bool = False  # sm_90a: runs on 9.0 only
+    family_specific: bool = False  # sm_100f: runs on the 10.x family
 
     @property
     def compute_capability(self) -> str:
-        """sm_80 as "8.0", sm_120 as "12.0"."""
-        return f"{self.arch // 10}.{self.arch % 10}"
+        """sm_80 as "8.0", sm_120 as "12.0", sm_90a as "9.0a", sm_100f as "10.0f"."""
+        suffix = "a" if self.arch_specific else "f" if self.family_specific else ""
+        return f"{self.arch // 10}.{self.arch % 10}{suffix}"
 
 
 class FatbinError(ValueError):
@@ -88,7 +101,13 @@ def _blob_entries(section: BinaryIO, start: int, size: int) -> Iterator[Entry]:
         arch, flags = fields[8], fields[11]
         if header_size < _ENTRY.size or kind not in (Kind.PTX, Kind.SASS):
             raise FatbinError(f"fat binary entry at offset {position}: kind {kind}, header size {header_size}")
-        yield Entry(Kind(kind), arch, bool(flags & _FLAG_COMPRESSED))
+        yield Entry(
+            Kind(kind),
+            arch,
+            bool(flags & _FLAG_COMPRESSED),
+            bool(flags & _FLAG_ARCH_SPECIFIC),
+            bool(flags & _FLAG_FAMILY_SPECIFIC),
+        )
         position += header_size + payload_size
 
 

@@ -28,7 +28,7 @@ from envman.report import NullReporter, Reporter
 
 _PREFIX = 8 << 20  # the dynamic section of every library seen lies in its first megabytes
 METADATA_REVISION = 2  # 1 stopped at a whitespace-only continuation line (vllm 0.7.3-0.8.4)
-REVISION = 1  # bump when what is read changes, so cached facts are read again
+REVISION = 2  # bump when what is read changes, so cached facts are read again (2: sm_90a marked "9.0a")
 
 Wanted = Callable[[str], bool]
 
