@@ -104,6 +104,10 @@ def launch(plan: Plan, bindings: Bindings) -> Launch:
 # -- several nodes ------------------------------------------------------------------------
 
 LEADER_PLACEHOLDER = "<leader-address>"  # printed where the leader's address is not known yet
+# What a LeaderWorkerSet injects into each pod, as references the kubelet expands in a command
+# (and envman's multi-node image entrypoint, envman_node_entrypoint, outside Kubernetes).
+LWS_LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"
+LWS_WORKER_INDEX = "$(LWS_WORKER_INDEX)"
 NODE_ADDRESS_PLACEHOLDER = "<this-node-address>"
 
 

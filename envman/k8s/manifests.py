@@ -18,15 +18,15 @@ from typing import Any
 import yaml
 
 from envman.engines.base import Launch
-from envman.engines.launch import Bindings, NodeLaunch, launch, node_launches
+from envman.engines.launch import LWS_LEADER_ADDRESS, LWS_WORKER_INDEX, Bindings, NodeLaunch, launch, node_launches
 from envman.errors import UsageError
 from envman.matrix.schema import NodeMechanism
 from envman.plan.result import Plan
 
 LWS_API = "leaderworkerset.x-k8s.io/v1"
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"  # the label LWS puts on every pod of a set
-LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"
-WORKER_INDEX = "$(LWS_WORKER_INDEX)"
+LEADER_ADDRESS = LWS_LEADER_ADDRESS
+WORKER_INDEX = LWS_WORKER_INDEX
 POD_BIND = "0.0.0.0"  # noqa: S104 (inside the pod only: the Service is the way in)
 SHM_SIZE = "16Gi"
 HF_TOKEN_KEY = "hf-token"  # noqa: S105 (a key name in the Secret, not a token)
