@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from envman.cli._app import app
-from envman.cli._common import HardwareOption, JsonOption, MatrixOption, NodesOption, print_check
+from envman.cli._common import (
+    HardwareOption,
+    JsonOption,
+    MatrixOption,
+    NetworkInterfaceOption,
+    NodesOption,
+    print_check,
+)
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
 
@@ -36,6 +43,7 @@ def dockerfile(
     arg: Annotated[list[str] | None, typer.Option("--arg", help="Extra server argument (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="Extra KEY=VALUE for the server (repeatable).")] = None,
     nodes: NodesOption = None,
+    network_interface: NetworkInterfaceOption = None,
     hardware: HardwareOption = None,
     output: Annotated[
         Path | None, typer.Option("--output", help="With --nodes: write the Dockerfile here (default: stdout).")
@@ -55,7 +63,9 @@ def dockerfile(
     if base_image is not None:
         df.image_ref(base_image)
     if nodes is not None and nodes > 1:
-        _nodes_dockerfile(loaded, model, nodes, hardware, engine, version, arg, env, base_image, output, check)
+        _nodes_dockerfile(
+            loaded, model, nodes, hardware, engine, version, arg, env, base_image, output, check, network_interface
+        )
         return
     family = resolve_model_arg(loaded, model).model.family if model else None
     selected, everything = selected_combinations(loaded, family=family, engine=engine, version=version, variant=variant)
@@ -105,6 +115,7 @@ def _nodes_dockerfile(
     base_image: str | None,
     output: Path | None,
     check: bool,
+    network_interface: str | None = None,
 ) -> None:
     """``--nodes N``: one image for every rank of MODEL's multi-node plan, printed (or ``--output``)."""
     from envman.cli._common import target_host
@@ -132,9 +143,10 @@ def _nodes_dockerfile(
     made_by = ["envman", "dockerfile", plan.model.name, "--nodes", str(nodes), "--hardware", plan.host.source,
                "--engine", plan.engine, "--version", str(plan.engine_version)]  # fmt: skip
     made_by += [w for a in arg or () for w in ("--arg", a)] + [w for e in env or () for w in ("--env", e)]
+    made_by += ["--network-interface", network_interface] if network_interface else []
     target = df.nodes_target(
         loaded, plan, lock_dir=locks.lockfiles_dir(loaded), made_by=made_by, extra_args=arg or (),
-        extra_env=_extra_env(env),
+        extra_env=_extra_env(env), network_interface=network_interface,
     )  # fmt: skip
     text = df.render(target, base_image=base_image)
     if output is None:

@@ -20,6 +20,7 @@ from envman.cli._common import (
     JsonOption,
     MatrixOption,
     MaxModelLenOption,
+    NetworkInterfaceOption,
     NodesOption,
     PortOption,
     TimeoutOption,
@@ -61,6 +62,7 @@ def up(
     ] = "auto",
     gpu_memory_utilization: GpuMemoryUtilizationOption = None,
     nodes: NodesOption = None,
+    network_interface: NetworkInterfaceOption = None,
     local_nodes: Annotated[
         bool,
         typer.Option(
@@ -108,6 +110,8 @@ def up(
     engine_args = tuple(passthrough() or ())
     if json and not (dry_run or detach):
         raise UsageError("--json needs --dry-run or --detach", hint="a foreground server prints its logs instead")
+    if network_interface and (nodes is None or nodes < 2):
+        raise UsageError("--network-interface goes with --nodes N (the interface between the nodes)")
     if local_nodes and (nodes is None or nodes < 2):
         raise UsageError("--local-nodes needs --nodes 2 or more", hint="e.g. --nodes 2 --local-nodes")
     if local_nodes and (docker or frontend):
@@ -155,6 +159,7 @@ def up(
         served_model_name=served_model_name,
         api_key=api_key,
         extra_args=engine_args,
+        network_interface=network_interface,
     )
     # the adapter refuses a key its engine cannot check, before anything runs
     shown, per_node = launches(plan, bindings, local=local_nodes)

@@ -325,6 +325,7 @@ def nodes_target(
     made_by: Sequence[str],
     extra_args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
+    network_interface: str | None = None,
 ) -> Target:
     """The image of a multi-node ``plan``: the combination's environment, and a CMD that runs the
     rank ``LWS_WORKER_INDEX`` names with the leader at ``LWS_LEADER_ADDRESS``: the commands
@@ -338,6 +339,7 @@ def nodes_target(
         host="0.0.0.0",  # noqa: S104 - inside the container only, as in a pod
         port=facts.port,
         extra_args=tuple(safe(a, "argument") for a in extra_args),
+        network_interface=network_interface,
     )
     leader, worker = node_launches(plan, bindings, LWS_LEADER_ADDRESS, ranks=["0", LWS_WORKER_INDEX], node_address="")
     env = dict(leader.launch.env)

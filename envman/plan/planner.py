@@ -456,6 +456,11 @@ class Planner:
                     f"the Ray mechanism of {engine.name} {version} needs the ray package in every node's "
                     "environment; envman's lock does not add it"
                 )
+        if mechanism is not None and mechanism.interface_env and not request.local_nodes:
+            notes.append(
+                f"nodes with several network interfaces: --network-interface IFACE sets "
+                f"{', '.join(mechanism.interface_env)} on every node ({engine.name}'s docs)"
+            )
         notes.append(f"memory: {estimate.explain()}")
         return Plan(
             model=model,
