@@ -24,7 +24,7 @@ def _say(text: str) -> None:
 def main(argv: list[str]) -> int:
     """Run each rank's setup, then every rank (workers first); exit as the first rank exits."""
     if len(argv) != 1:
-        _say("usage: ... local_nodes JSON")
+        _say("usage: python -m envman.run.ranks RANKS-JSON (started by envman up --local-nodes)")
         return 2
     specs = json.loads(argv[0])
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
