@@ -56,3 +56,7 @@ def main(argv: list[str]) -> int:
             code = os.waitstatus_to_exitcode(status)
             _say(f"node {children[pid]} exited ({code}); the other nodes are stopped with it")
             return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
