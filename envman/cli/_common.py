@@ -116,6 +116,15 @@ NodesOption = Annotated[
         callback=bounded("--nodes"),
     ),
 ]
+NetworkInterfaceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--network-interface",
+        help="With --nodes: the interface the nodes reach each other through (sets NCCL_SOCKET_IFNAME, "
+        "GLOO_SOCKET_IFNAME … where the engine documents them).",
+        show_default=False,
+    ),
+]
 JobsOption = Annotated[int, typer.Option("--jobs", help="Smokes run at once.", callback=bounded("--jobs"))]
 
 MatrixOption = Annotated[

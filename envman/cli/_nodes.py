@@ -9,14 +9,18 @@ from rich.console import Console
 from envman.engines.base import Launch
 from envman.engines.launch import Bindings, NodeLaunch, launch, node_launches, node_launches_json
 from envman.plan.result import Plan
+from envman.run.local_nodes import rank_launches
 
 
-def launches(plan: Plan, bindings: Bindings) -> tuple[Launch, list[NodeLaunch]]:
-    """The launch to show as `command` (the leader's on several nodes) and each node's, rank 0 first."""
+def launches(plan: Plan, bindings: Bindings, local: bool = False) -> tuple[Launch, list[NodeLaunch]]:
+    """The launch to show as `command` (the leader's on several nodes) and each node's, rank 0 first.
+
+    ``local``: every rank on this host (``up --local-nodes``), the leader at 127.0.0.1.
+    """
     if plan.nodes < 2:
         single = launch(plan, bindings)
         return single, []
-    nodes = node_launches(plan, bindings)
+    nodes = rank_launches(plan, bindings) if local else node_launches(plan, bindings)
     return nodes[0].launch, nodes
 
 
@@ -27,15 +31,16 @@ def nodes_json(single: Launch, nodes: list[NodeLaunch]) -> dict[str, object]:
     return node_launches_json(nodes)
 
 
-def render_nodes(plan: Plan, nodes: list[NodeLaunch], console: Console) -> None:
+def render_nodes(plan: Plan, nodes: list[NodeLaunch], console: Console, local: bool = False) -> None:
     if not nodes:
         return
     assert plan.multinode is not None
-    console.print(
-        f"  nodes: {plan.nodes} ({plan.multinode.mechanism.value}); run on each node, "
-        "the leader's address in place of <leader-address>:",
-        markup=False,
+    where = (
+        "all on this host (--local-nodes)"
+        if local
+        else "run on each node, the leader's address in place of <leader-address>"
     )
+    console.print(f"  nodes: {plan.nodes} ({plan.multinode.mechanism.value}); {where}:", markup=False)
     for node in nodes:
         console.print(f"  node {node.rank} ({node.role}):", markup=False)
         shown = node.launch.shown_env()

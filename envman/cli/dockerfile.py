@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from envman.cli._app import app
-from envman.cli._common import DriverOption, JsonOption, MatrixOption, keep_for_driver, print_check
+from envman.cli._common import (
+    DriverOption,
+    HardwareOption,
+    JsonOption,
+    MatrixOption,
+    NetworkInterfaceOption,
+    NodesOption,
+    keep_for_driver,
+    print_check,
+)
 from envman.cli._console import out, print_json
 from envman.errors import UsageError
+
+if TYPE_CHECKING:
+    from envman.matrix.schema import Matrix
 
 
 @app.command("dockerfile")
@@ -37,6 +49,12 @@ def dockerfile(
     arg: Annotated[list[str] | None, typer.Option("--arg", help="Extra server argument (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="Extra KEY=VALUE for the server (repeatable).")] = None,
     driver: DriverOption = None,
+    nodes: NodesOption = None,
+    network_interface: NetworkInterfaceOption = None,
+    hardware: HardwareOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="With --nodes: write the Dockerfile here (default: stdout).")
+    ] = None,
     matrix: MatrixOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -51,18 +69,21 @@ def dockerfile(
     loaded = df.public_matrix(matrix or default_matrix())
     if base_image is not None:
         df.image_ref(base_image)
+    if nodes is not None and nodes > 1:
+        if frontend or driver:
+            what = "--frontend" if frontend else "--driver"
+            raise UsageError(f"{what} does not combine with --nodes", hint=f"a multi-node image has no {what} yet")
+        _nodes_dockerfile(
+            loaded, model, nodes, hardware, engine, version, arg, env, base_image, output, check, network_interface
+        )
+        return
     family = resolve_model_arg(loaded, model).model.family if model else None
     selected, everything = selected_combinations(
         loaded, family=family, engine=engine, version=version, variant=variant, frontend=frontend
     )
     if driver is not None:  # only the builds whose CUDA runtime that driver runs
         selected, everything = keep_for_driver(loaded, selected, driver), False
-    extra_env: dict[str, str] = {}
-    for item in env or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--env {item!r} is not KEY=VALUE")
-        extra_env[name] = value
+    extra_env = _extra_env(env)
     lock_dir = locks.lockfiles_dir(loaded)
     directory = df.dockerfiles_dir(loaded)
     targets = [df.target_for(loaded, c, lock_dir=lock_dir, extra_args=arg or (), extra_env=extra_env) for c in selected]
@@ -85,3 +106,66 @@ def dockerfile(
             out.print(f"wrote {written_path}", markup=False)
     if json:
         print_json(written)
+
+
+def _extra_env(items: list[str] | None) -> dict[str, str]:
+    extra_env: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--env {item!r} is not KEY=VALUE")
+        extra_env[name] = value
+    return extra_env
+
+
+def _nodes_dockerfile(
+    loaded: Matrix,
+    model: str | None,
+    nodes: int,
+    hardware: str | None,
+    engine: str | None,
+    version: str | None,
+    arg: list[str] | None,
+    env: list[str] | None,
+    base_image: str | None,
+    output: Path | None,
+    check: bool,
+    network_interface: str | None = None,
+) -> None:
+    """``--nodes N``: one image for every rank of MODEL's multi-node plan, printed (or ``--output``)."""
+    from envman.cli._common import target_host
+    from envman.cli._model import plan_request, resolve_model_arg
+    from envman.docker import dockerfile as df
+    from envman.files import atomic_write
+    from envman.lock import locks
+    from envman.plan.planner import Planner
+
+    if model is None:
+        raise UsageError(
+            "--nodes needs a MODEL", hint="e.g. envman dockerfile llama-3.1-405b --hardware H100x8 --nodes 2"
+        )
+    if check:
+        raise UsageError("--check compares the committed single-node Dockerfiles; a --nodes one is not committed")
+    resolved = resolve_model_arg(loaded, model)
+    plan = Planner(loaded, target_host(hardware, loaded)).plan(
+        plan_request(resolved, engine=engine, version=version, nodes=nodes)
+    )
+    if plan.nodes < 2:
+        raise UsageError(
+            f"{plan.model.name} fits one node of {plan.host.describe()}: there is no multi-node image to make",
+            hint="`envman dockerfile` without --nodes renders the single-node images",
+        )
+    made_by = ["envman", "dockerfile", plan.model.name, "--nodes", str(nodes), "--hardware", plan.host.source,
+               "--engine", plan.engine, "--version", str(plan.engine_version)]  # fmt: skip
+    made_by += [w for a in arg or () for w in ("--arg", a)] + [w for e in env or () for w in ("--env", e)]
+    made_by += ["--network-interface", network_interface] if network_interface else []
+    target = df.nodes_target(
+        loaded, plan, lock_dir=locks.lockfiles_dir(loaded), made_by=made_by, extra_args=arg or (),
+        extra_env=_extra_env(env), network_interface=network_interface,
+    )  # fmt: skip
+    text = df.render(target, base_image=base_image)
+    if output is None:
+        out.print(text, markup=False, highlight=False, end="", soft_wrap=True)
+        return
+    atomic_write(output, text)
+    out.print(f"wrote {output}", markup=False)

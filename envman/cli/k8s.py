@@ -16,6 +16,7 @@ from envman.cli._common import (
     MatrixOption,
     MaxModelLenOption,
     ModelArgument,
+    NetworkInterfaceOption,
     NodesOption,
     PortOption,
     VersionOption,
@@ -30,6 +31,7 @@ def k8s(
     model: ModelArgument,
     hardware: HardwareOption = None,
     nodes: NodesOption = None,
+    network_interface: NetworkInterfaceOption = None,
     namespace: Annotated[str, typer.Option("--namespace", help="Namespace of the manifests.")] = "default",
     image: Annotated[
         str | None,
@@ -83,8 +85,12 @@ def k8s(
         err.print(f"warning: {warning}", markup=False, highlight=False)
     chosen = image or image_tag(Combination(plan.engine, plan.engine_version, plan.variant.name))
     documents = build(
-        plan, Options(image=chosen, namespace=namespace, name=name, port=port, secret=secret, api_key=api_key)
-    )
+        plan,
+        Options(
+            image=chosen, namespace=namespace, name=name, port=port, secret=secret, api_key=api_key,
+            network_interface=network_interface,
+        ),
+    )  # fmt: skip
     check(documents)
     text = dump(documents)
     if output is not None:

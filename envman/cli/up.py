@@ -20,6 +20,7 @@ from envman.cli._common import (
     JsonOption,
     MatrixOption,
     MaxModelLenOption,
+    NetworkInterfaceOption,
     NodesOption,
     PortOption,
     TimeoutOption,
@@ -61,6 +62,14 @@ def up(
     ] = "auto",
     gpu_memory_utilization: GpuMemoryUtilizationOption = None,
     nodes: NodesOption = None,
+    network_interface: NetworkInterfaceOption = None,
+    local_nodes: Annotated[
+        bool,
+        typer.Option(
+            "--local-nodes",
+            help="With --nodes N: run all N ranks on this host's CPU (a test of the multi-node launch).",
+        ),
+    ] = False,
     api_key: Annotated[str | None, typer.Option("--api-key", help="Require this key from clients.")] = None,
     model_path: Annotated[
         Path | None, typer.Option("--model-path", help="Serve local weights (an HF directory or a .gguf file).")
@@ -101,7 +110,13 @@ def up(
     engine_args = tuple(passthrough() or ())
     if json and not (dry_run or detach):
         raise UsageError("--json needs --dry-run or --detach", hint="a foreground server prints its logs instead")
-    if nodes is not None and nodes > 1 and not dry_run:
+    if network_interface and (nodes is None or nodes < 2):
+        raise UsageError("--network-interface goes with --nodes N (the interface between the nodes)")
+    if local_nodes and (nodes is None or nodes < 2):
+        raise UsageError("--local-nodes needs --nodes 2 or more", hint="e.g. --nodes 2 --local-nodes")
+    if local_nodes and (docker or frontend):
+        raise UsageError("--local-nodes runs the ranks from a local environment: not with --docker or --frontend")
+    if nodes is not None and nodes > 1 and not dry_run and not local_nodes:
         raise UsageError(
             f"envman up --nodes {nodes} would start engines on other machines: envman does not start remote nodes",
             hint=f"--dry-run --nodes {nodes} prints each node's commands; `envman k8s MODEL --nodes {nodes}` "
@@ -129,6 +144,7 @@ def up(
             max_model_len=max_model_len,
             tensor_parallel_size=tp,
             nodes=nodes,
+            local_nodes=local_nodes,
             memory_utilization=gpu_memory_utilization,
             trust_remote_code=trust_remote_code,
             force=force,
@@ -143,9 +159,10 @@ def up(
         served_model_name=served_model_name,
         api_key=api_key,
         extra_args=engine_args,
+        network_interface=network_interface,
     )
     # the adapter refuses a key its engine cannot check, before anything runs
-    shown, per_node = launches(plan, bindings)
+    shown, per_node = launches(plan, bindings, local=local_nodes)
     if plan.frontend is not None:
         from envman.frontends.serve import shown_launch
 
@@ -167,11 +184,12 @@ def up(
         from envman.cli._render import render_plan
 
         render_plan(plan, shown, out)
-        render_nodes(plan, per_node, out)
+        render_nodes(plan, per_node, out, local=local_nodes)
         return
     _serve(
-        loaded, plan, bindings, server_name, model_path, detach, json, timeout, docker, base_image, extra_ca, reporter
-    )
+        loaded, plan, bindings, server_name, model_path, detach, json, timeout, docker, base_image, extra_ca, reporter,
+        local_nodes,
+    )  # fmt: skip
 
 
 def _serve(
@@ -187,6 +205,7 @@ def _serve(
     base_image: str | None,
     extra_ca: Path | None,
     reporter: Reporter,
+    local_nodes: bool = False,
 ) -> None:
     """Weights, then the environment or image, then the server; banner and snippets once it answers."""
     from dataclasses import replace
@@ -214,6 +233,10 @@ def _serve(
         from envman.frontends.serve import starter_for
 
         starter = starter_for(plan, bindings, weights, timeout)
+    elif local_nodes:
+        from envman.run import local_nodes as local
+
+        starter = local.starter_for(plan, bindings)  # type: ignore[assignment]
     try:
         with running(
             matrix, plan, bindings, name=name, weights=weights, uv=uv, timeout=timeout, detach=detach,

@@ -31,7 +31,7 @@ from packaging.version import Version
 from envman import generated
 from envman.docker import images
 from envman.docker.images import Base, ImageFacts
-from envman.engines.launch import Bindings, launch
+from envman.engines.launch import LWS_LEADER_ADDRESS, LWS_WORKER_INDEX, Bindings, launch, node_launches
 from envman.errors import ConfigError, EnvmanError, UsageError
 from envman.files import atomic_write
 from envman.frontends.serve import CONTAINER_LAUNCHER, container_launch
@@ -48,6 +48,12 @@ from envman.plan.result import Plan
 from envman.synth.vocab import CHAT_TEMPLATE
 
 SUFFIX = ".Dockerfile"
+_COMMAND_COMMENT = (
+    "# The planner's command line for the smoke model; the server binds 0.0.0.0 inside the container only."
+)
+_COMMAND_COMMENT_NODES = (
+    "# The ranks' commands (python -m envman_node_entrypoint picks one); servers bind 0.0.0.0 inside only."
+)
 EXTRA_CA_DIR = "dockerfiles/extra-ca"  # context path every Dockerfile COPYs CA certificates from
 LAUNCHERS_DIR = "envman/engines/launchers"  # context path of envman's launcher modules
 FRONTEND_LAUNCHERS_DIR = "envman/frontends/launchers"  # and of a frontend image's entrypoint
@@ -193,6 +199,8 @@ class Target:
     installed: tuple[tuple[str, str], ...] = ()  # (package, version) the image checks after the sync
     build_env: Mapping[str, str] = field(default_factory=dict)  # for sdists in the lock (CMAKE_ARGS)
     homepage: str = ""  # the frontend's, for an image under one (else the engine's)
+    nodes: int = 1  # a multi-node image (``--nodes N``): the entrypoint picks each rank's command
+    made_by: tuple[str, ...] = ()  # the envman command line of a multi-node image (its header)
 
     @property
     def filename(self) -> str:
@@ -203,6 +211,8 @@ class Target:
         return image_tag(self.combination)
 
     def command_line(self, base_image: str | None = None) -> str:
+        if self.made_by:
+            return shell_words([*self.made_by, *(["--base-image", base_image] if base_image else [])], "option")
         c = self.combination
         words = ["envman", "dockerfile", *(["--frontend", c.frontend] if c.frontend else [])]
         words += ["--engine", c.engine, "--version", str(c.version), "--variant", c.variant]
@@ -396,6 +406,76 @@ def target_for(
     )
 
 
+NODE_ENTRYPOINT = "envman_node_entrypoint"  # envman/engines/launchers: picks the rank from LWS_WORKER_INDEX
+
+
+def nodes_target(
+    matrix: Matrix,
+    plan: Plan,
+    *,
+    lock_dir: Path,
+    made_by: Sequence[str],
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+    network_interface: str | None = None,
+) -> Target:
+    """The image of a multi-node ``plan``: the combination's environment, and a CMD that runs the
+    rank ``LWS_WORKER_INDEX`` names with the leader at ``LWS_LEADER_ADDRESS``: the commands
+    ``envman k8s`` puts in the LeaderWorkerSet's pods, the same references in them."""
+    facts = images.facts()
+    combination = Combination(plan.engine, plan.engine_version, plan.variant.name)
+    request = locks.request_for(matrix, combination, offline=True)
+    lock = lockfile.read(lock_dir / request.filename)
+    lock.verify()
+    bindings = Bindings(
+        host="0.0.0.0",  # noqa: S104 - inside the container only, as in a pod
+        port=facts.port,
+        extra_args=tuple(safe(a, "argument") for a in extra_args),
+        network_interface=network_interface,
+    )
+    leader, worker = node_launches(plan, bindings, LWS_LEADER_ADDRESS, ranks=["0", LWS_WORKER_INDEX], node_address="")
+    env = dict(leader.launch.env)
+    node_env = plan.multinode.node_env if plan.multinode else ()
+    for name in node_env:
+        env.pop(name, None)  # this node's own address: set per container (a pod's status.podIP)
+    for name, value in (extra_env or {}).items():
+        env[env_name(name)] = safe(value, f"environment value of {name}")
+    roles = {}
+    launchers = {NODE_ENTRYPOINT}
+    for role, node in (("leader", leader), ("worker", worker)):
+        for argv in (*node.setup, node.launch.argv):
+            for word in argv:
+                safe(word, "argument")
+            if len(argv) > 2 and argv[:2] == ("python", "-m") and argv[2].startswith("envman_"):
+                launchers.add(argv[2])
+        roles[role] = {"setup": [list(c) for c in node.setup], "command": list(node.launch.argv),
+                       "node_env": list(node_env)}  # fmt: skip
+    spec = json.dumps({"nodes": plan.nodes, **roles}, sort_keys=True)
+    base = images.base_for(facts, combination.engine, plan.variant, lock)
+    packages = tuple(dict.fromkeys(base.packages + facts.packages_for(combination.engine, combination.variant)))
+    return Target(
+        combination=combination,
+        engine=matrix.engines[plan.engine],
+        variant=plan.variant,
+        lock=lock,
+        lock_path=f"lockfiles/{request.filename}",
+        base=base,
+        packages=packages,
+        model=plan.model,
+        model_path=leader.launch.argv[leader.launch.argv.index("--model") + 1]
+        if "--model" in leader.launch.argv
+        else plan.artifact.repo,
+        served_model_name=leader.launch.served_model_name,
+        hardware=plan.host.source,
+        command=("python", "-m", NODE_ENTRYPOINT, spec),
+        env=env,
+        ready_path=leader.launch.ready_path,
+        launchers=tuple(sorted(launchers)),
+        nodes=plan.nodes,
+        made_by=tuple(made_by),
+    )
+
+
 # -- rendering ------------------------------------------------------------------------
 
 
@@ -422,8 +502,28 @@ def _run(commands: Iterable[Sequence[str] | str]) -> str:
     return "RUN " + " \\\n && ".join(parts)
 
 
+def _nodes_header(target: Target, port: int, base_image: str | None) -> list[str]:
+    """A multi-node image: how it was made, how to build it, and how each node runs it."""
+    gpus = ["--gpus", "all"] if target.variant.accelerator is Accelerator.CUDA else []
+    run = ["docker", "run", "--rm", *gpus, "--network", "host", "--ipc", "host", "-e", "HF_TOKEN"]
+    lines = [
+        f"GENERATED by `{target.command_line(base_image)}`. Do not edit: change matrix.toml,",
+        "the lockfile or envman/docker/images.toml and run it again.",
+        f"lockfile: {target.lock_path} ({target.lock.digest})",
+        f"{target.nodes} nodes of {target.hardware}, one image for every rank: the CMD runs the rank",
+        "LWS_WORKER_INDEX names (0: the leader, which serves the API) with the leader at LWS_LEADER_ADDRESS,",
+        "as a LeaderWorkerSet sets them (`envman k8s` with the same options). By hand, on each node:",
+        f"  {shell_words([*run, '-e', 'LWS_LEADER_ADDRESS=<leader-address>', '-e', 'LWS_WORKER_INDEX=<rank>'])} "
+        f"{shlex.quote(target.tag)}",
+        f"the leader serves {target.served_model_name} on port {port} (ready: {target.ready_path}).",
+    ]
+    return [comment(line) for line in lines]
+
+
 def _header(target: Target, port: int, base_image: str | None) -> list[str]:
     """How the file was made, and how to build and run it: lines a user can paste."""
+    if target.nodes > 1:
+        return _nodes_header(target, port, base_image)
     c = target.combination
     inside = plain(
         target.model_path, _MOUNT_TARGET, "weights path", "cannot be a mount target in a `docker run -v`",
@@ -451,6 +551,15 @@ def _header(target: Target, port: int, base_image: str | None) -> list[str]:
         "       Words after the image replace the CMD below (to serve other weights).",
     ]
     return [comment(line) for line in lines]
+
+
+def _health_probe(ready: str, nodes: int) -> str:
+    if nodes > 1:  # workers serve no HTTP: healthy while they run
+        return (
+            "import os, urllib.request as u; "
+            f"os.environ.get('LWS_WORKER_INDEX', '0') != '0' or u.urlopen({ready!r}, timeout=4)"
+        )
+    return f"import urllib.request as u; u.urlopen({ready!r}, timeout=4)"
 
 
 def render(target: Target, *, base_image: str | None = None) -> str:
@@ -578,7 +687,7 @@ def render(target: Target, *, base_image: str | None = None) -> str:
         f"WORKDIR /home/{facts.user}",
         f"EXPOSE {facts.port}",
         f"HEALTHCHECK --interval=15s --timeout=5s --start-period={HEALTH_START_PERIOD} --retries=3 \\",
-        "  CMD " + exec_form(["python", "-c", f"import urllib.request as u; u.urlopen({ready!r}, timeout=4)"]),
+        "  CMD " + exec_form(["python", "-c", _health_probe(ready, target.nodes)]),
         *(
             [
                 f"# envman's launcher starts {c.frontend.partition('==')[0]} (bound to 0.0.0.0 inside the container",
@@ -586,9 +695,7 @@ def render(target: Target, *, base_image: str | None = None) -> str:
                 "# and launches it.",
             ]
             if c.frontend
-            else [
-                "# The planner's command line for the smoke model; the server binds 0.0.0.0 inside the container only."
-            ]
+            else [_COMMAND_COMMENT_NODES if target.nodes > 1 else _COMMAND_COMMENT]
         ),
         "CMD " + exec_form(target.command),
         "",

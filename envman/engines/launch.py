@@ -9,8 +9,9 @@ both into a :class:`~envman.engines.base.Launch`; nothing plans twice to change 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from envman.engines.base import Launch, LaunchSpec, adapter_for, refuse_key
@@ -33,6 +34,7 @@ class Bindings:
     served_model_name: str | None = None  # None: the model's name
     api_key: str | None = None
     extra_args: tuple[str, ...] = ()  # the user's, after `--`
+    network_interface: str | None = None  # several nodes: the interface their traffic uses (NCCL_SOCKET_IFNAME …)
 
 
 def default_weights(plan: Plan) -> str:
@@ -104,6 +106,10 @@ def launch(plan: Plan, bindings: Bindings) -> Launch:
 # -- several nodes ------------------------------------------------------------------------
 
 LEADER_PLACEHOLDER = "<leader-address>"  # printed where the leader's address is not known yet
+# What a LeaderWorkerSet injects into each pod, as references the kubelet expands in a command
+# (and envman's multi-node image entrypoint, envman_node_entrypoint, outside Kubernetes).
+LWS_LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"
+LWS_WORKER_INDEX = "$(LWS_WORKER_INDEX)"
 NODE_ADDRESS_PLACEHOLDER = "<this-node-address>"
 
 
@@ -132,6 +138,7 @@ class NodeLaunch:
     rank: str
     setup: tuple[tuple[str, ...], ...]
     launch: Launch
+    requires: Mapping[str, object] = field(default_factory=dict)  # the plan's host stack, and this node's GPUs
 
     @property
     def role(self) -> str:
@@ -144,6 +151,7 @@ class NodeLaunch:
             "setup": [list(command) for command in self.setup],
             "command": list(self.launch.argv),
             "env": self.launch.shown_env(),
+            "requires": dict(self.requires),
         }
 
 
@@ -170,6 +178,7 @@ def node_launches(
             f"the plan for {plan.model.name} uses one node: there are no per-node commands",
             hint="plan with --nodes N for a model that needs more than one node",
         )
+    interface = _interface(plan, bindings.network_interface)
     adapter = adapter_for(plan.engine)
     if not hasattr(adapter, "node_launch"):
         raise ConfigError(f"the {plan.engine} adapter cannot launch over several nodes")
@@ -177,6 +186,8 @@ def node_launches(
     spec = _spec(plan, bindings)
     if not getattr(adapter, "checks_api_key", True):
         refuse_key(plan.engine, spec)
+    # every node runs the same build: the same host stack, and the GPUs of one node
+    requires = {**dict(plan.requires), "gpus": len(plan.host.gpus)}
     out = []
     for rank in ranks if ranks is not None else [str(r) for r in range(plan.nodes)]:
         node = NodeSpec(
@@ -195,6 +206,8 @@ def node_launches(
         env = dict(made.env)
         for name in mechanism.node_env:
             env.setdefault(name, node.node_address or NODE_ADDRESS_PLACEHOLDER)
+        if interface:
+            env.update(dict.fromkeys(mechanism.interface_env, interface))
         served = node.leader
         made = Launch(
             argv=made.argv,
@@ -204,8 +217,29 @@ def node_launches(
             url_root=url_root(bindings.host, bindings.port) if served else "",
             served_model_name=spec.served_model_name if served else "",
         )
-        out.append(NodeLaunch(rank=rank, setup=setup, launch=made))
+        out.append(NodeLaunch(rank=rank, setup=setup, launch=made, requires=requires))
     return out
+
+
+_INTERFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,14}\Z")  # a Linux interface name (IFNAMSIZ 16)
+
+
+def _interface(plan: Plan, name: str | None) -> str | None:
+    """``--network-interface``, checked: a plain interface name, for a release that documents the variables."""
+    if name is None:
+        return None
+    if not _INTERFACE.match(name):
+        raise UsageError(
+            f"--network-interface {name!r} is not a network interface name",
+            hint="the interface the nodes reach each other through, as `ip link` names it (eth0, ens5, ib0)",
+        )
+    assert plan.multinode is not None
+    if not plan.multinode.interface_env:
+        raise UsageError(
+            f"{plan.engine} {plan.engine_version} documents no network-interface variable for "
+            f"{plan.multinode.mechanism.value} in matrix.toml: --network-interface would do nothing"
+        )
+    return name
 
 
 def node_launches_json(launches: Sequence[NodeLaunch]) -> dict[str, object]:
@@ -214,4 +248,5 @@ def node_launches_json(launches: Sequence[NodeLaunch]) -> dict[str, object]:
         "node_commands": [list(n.launch.argv) for n in launches],
         "node_setup": [[list(c) for c in n.setup] for n in launches],
         "node_env": [n.launch.shown_env() for n in launches],
+        "node_requires": [dict(n.requires) for n in launches],
     }

@@ -52,11 +52,16 @@ class VllmAdapter:
             raise ValueError(f"vLLM has no {node.mechanism.value} mechanism")
         if not node.leader:
             args.append("--headless")  # workers serve no API: the leader does
-        return (), self._launch(spec, args)
+        return (), self._launch(spec, args, headless=not node.leader)
 
-    def _launch(self, spec: LaunchSpec, node_args: list[str] | tuple[str, ...]) -> Launch:
+    def _launch(self, spec: LaunchSpec, node_args: list[str] | tuple[str, ...], headless: bool = False) -> Launch:
         env = dict(spec.env)
-        if spec.accelerator is Accelerator.CPU:
+        if spec.accelerator is Accelerator.CPU and headless:
+            # only the CLI's `serve` reads --headless (vllm/entrypoints/cli/serve.py run_headless); the
+            # server module takes the flag and serves anyway: the CLI, through envman's launcher
+            argv = ["python", "-m", "envman_vllm_cli", "serve", spec.model_path]
+            env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, math.ceil(spec.kv_cache_gib))))
+        elif spec.accelerator is Accelerator.CPU:
             # vllm-cpu's `vllm` console script fails (no metadata for "vllm"): use the module.
             argv = ["python", "-m", "vllm.entrypoints.openai.api_server", "--model", spec.model_path]
             # On CPU the KV cache is sized by VLLM_CPU_KVCACHE_SPACE (GiB).

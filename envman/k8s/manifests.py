@@ -18,15 +18,15 @@ from typing import Any
 import yaml
 
 from envman.engines.base import Launch
-from envman.engines.launch import Bindings, NodeLaunch, launch, node_launches
+from envman.engines.launch import LWS_LEADER_ADDRESS, LWS_WORKER_INDEX, Bindings, NodeLaunch, launch, node_launches
 from envman.errors import UsageError
 from envman.matrix.schema import NodeMechanism
 from envman.plan.result import Plan
 
 LWS_API = "leaderworkerset.x-k8s.io/v1"
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"  # the label LWS puts on every pod of a set
-LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"
-WORKER_INDEX = "$(LWS_WORKER_INDEX)"
+LEADER_ADDRESS = LWS_LEADER_ADDRESS
+WORKER_INDEX = LWS_WORKER_INDEX
 POD_BIND = "0.0.0.0"  # noqa: S104 (inside the pod only: the Service is the way in)
 SHM_SIZE = "16Gi"
 HF_TOKEN_KEY = "hf-token"  # noqa: S105 (a key name in the Secret, not a token)
@@ -43,6 +43,7 @@ class Options:
     port: int = 8000
     secret: str = "envman"  # noqa: S105 (a name) the Secret holding hf-token (optional) and api-key
     api_key: bool = False  # require the Secret's api-key from clients
+    network_interface: str | None = None  # several nodes: NCCL_SOCKET_IFNAME … where the engine documents them
 
 
 def rfc1123(value: str, what: str) -> str:
@@ -73,7 +74,17 @@ def build(plan: Plan, options: Options) -> list[dict[str, Any]]:
     name = rfc1123(options.name or default_name(plan), "--name")
     image = check_image(options.image)
     rfc1123(options.secret, "--secret")
-    bindings = Bindings(host=POD_BIND, port=options.port, api_key="from-secret" if options.api_key else None)
+    bindings = Bindings(
+        host=POD_BIND,
+        port=options.port,
+        api_key="from-secret" if options.api_key else None,
+        network_interface=options.network_interface if plan.nodes > 1 else None,
+    )
+    if options.network_interface and plan.nodes < 2:
+        raise UsageError(
+            f"--network-interface: {plan.model.name} runs on one node here, with no traffic between nodes",
+            hint="drop --network-interface, or plan for more nodes with --nodes N",
+        )
     meta = {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": name}}
     if plan.nodes < 2:
         single = launch(plan, bindings)

@@ -216,6 +216,7 @@ def _multinode(r: Reader) -> MultiNode:
         expert_parallel=r.flag("expert_parallel"),
         moe_only=r.flag("moe_only"),
         node_env=r.strs("node_env"),
+        interface_env=r.strs("interface_env"),
     )
     if entry.mechanism is NodeMechanism.DATA_PARALLEL and entry.across is not CrossNode.DATA:
         r.p.add(r.where + ("across",), "the data-parallel mechanism splits data across nodes: across = 'data'")

@@ -140,6 +140,7 @@ class MultiNode:
     expert_parallel: bool = False  # MoE experts sharded over all ranks (--enable-expert-parallel)
     moe_only: bool = False  # chosen only for mixture-of-experts models
     node_env: tuple[str, ...] = ()  # per-node variables the engine documents (VLLM_HOST_IP: this node's address)
+    interface_env: tuple[str, ...] = ()  # variables naming the network interface (NCCL_SOCKET_IFNAME …), from the docs
 
 
 @dataclass(frozen=True)

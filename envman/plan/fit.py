@@ -88,6 +88,14 @@ def fit(
         label = "CPU RAM"
         mechanisms = ()
         layouts = [_Layout(1, 1, host.cpu.memory_total_bytes)]
+        if request.local_nodes and wanted_nodes > 1:
+            mechanisms = engine.multinode_for(version) if version is not None and engine.tensor_parallel else ()
+            layouts = _local_layouts(host, model, mechanisms, wanted_nodes)
+            if not layouts:
+                return (
+                    f"{engine.name} {version} has no multi-node mechanism in matrix.toml "
+                    f"that splits {model.name} over {wanted_nodes} nodes"
+                )
 
     def estimate(layout: _Layout, tokens: int) -> MemoryEstimate:
         return _estimate(model, weights, overhead, label, utilization, layout, tokens)
@@ -148,6 +156,21 @@ def _multinode_layouts(
             out.append(_Layout(tp, tp * nodes, per_device, nodes, dp=nodes, multinode=mechanism))
         elif mechanism.across is CrossNode.TENSOR and model.attention_heads % (tp * nodes) == 0:
             out.append(_Layout(tp * nodes, tp * nodes, per_device, nodes, multinode=mechanism))
+    return out
+
+
+def _local_layouts(host: Host, model: Model, mechanisms: tuple[MultiNode, ...], nodes: int) -> list[_Layout]:
+    """Exactly ``nodes`` ranks on this CPU host (``up --local-nodes``), sharing its RAM: one pipeline
+    stage or data-parallel rank each, the way the release splits a model across nodes."""
+    share = host.cpu.memory_total_bytes // nodes
+    out: list[_Layout] = []
+    for mechanism in mechanisms:
+        if mechanism.moe_only and not is_moe(model):
+            continue
+        if mechanism.across is CrossNode.PIPELINE and model.layers >= nodes:
+            out.append(_Layout(1, nodes, share, nodes, pp=nodes, multinode=mechanism))
+        elif mechanism.across is CrossNode.DATA:
+            out.append(_Layout(1, nodes, share, nodes, dp=nodes, multinode=mechanism))
     return out
 
 

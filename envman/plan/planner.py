@@ -146,6 +146,14 @@ class Planner:
             return
         if nodes < 1:
             raise UsageError(f"--nodes {nodes} must be 1 or more")
+        if request.local_nodes:
+            if self.host.accelerator is not Accelerator.CPU:
+                raise UsageError(
+                    f"--local-nodes runs all {nodes} ranks on this machine's CPU; the target is {self.host.describe()}",
+                    hint="add --hardware cpu (the engine's CPU build), or run each node's command from --dry-run "
+                    "on its own machine",
+                )
+            return
         if self.host.accelerator is not Accelerator.CUDA:
             raise UsageError(
                 f"--nodes {nodes} needs GPU nodes; the target is {self.host.describe()}",
@@ -451,7 +459,12 @@ class Planner:
         if (request.nodes or 1) > 1 and fitted.nodes == 1:
             notes.append(f"fits one node of {gpu}: stays on one node (--nodes {request.nodes} is not needed)")
         mechanism = fitted.multinode
-        if mechanism is not None:
+        if mechanism is not None and request.local_nodes:
+            notes.append(
+                f"{fitted.nodes} nodes, all on this host (--local-nodes: a test of the multi-node launch), "
+                f"{mechanism.mechanism.value}: {mechanism.reason}"
+            )
+        elif mechanism is not None:
             notes.append(
                 f"{fitted.nodes} nodes of {gpu} (the fewest that fit), {mechanism.mechanism.value}: {mechanism.reason}"
             )
@@ -460,6 +473,11 @@ class Planner:
                     f"the Ray mechanism of {engine.name} {version} needs the ray package in every node's "
                     "environment; envman's lock does not add it"
                 )
+        if mechanism is not None and mechanism.interface_env and not request.local_nodes:
+            notes.append(
+                f"nodes with several network interfaces: --network-interface IFACE sets "
+                f"{', '.join(mechanism.interface_env)} on every node ({engine.name}'s docs)"
+            )
         notes.append(f"memory: {estimate.explain()}")
         return Plan(
             model=model,

@@ -22,6 +22,7 @@ class PlanRequest:
     max_model_len: int | None = None
     tensor_parallel_size: int | None = None
     nodes: int | None = None  # at most this many identical nodes of the target (None: one)
+    local_nodes: bool = False  # exactly ``nodes`` ranks, all on this CPU host (up --local-nodes: a test of the launch)
     memory_utilization: float | None = None
     trust_remote_code: bool = False
     force: bool = False
