@@ -50,6 +50,7 @@ class Outcome:
     error: str | None = None  # the engine's own words for a failure (a log line)
     lock_digest: str | None = None
     model_digest: str | None = None
+    launch_digest: str | None = None  # envman's adapter and launcher sources for the engine
     resumed: bool = False  # taken from the sweep state, not run again
     when: str = ""  # ISO timestamp of the run
 

@@ -1,7 +1,8 @@
 """Running the cells of a verify sweep: resumable, in parallel, with progress.
 
-A cell already proven (passed or failed) for the same lock digest and the same smoke-model
-digest is not run again: its outcome comes from the sweep state,
+A cell already proven (passed or failed) for the same lock digest, the same smoke-model
+digest and the same launch (the sources of envman's adapter and launcher for the engine) is
+not run again: its outcome comes from the sweep state,
 ``$ENVMAN_HOME/verify/state.json`` (one entry per cell, written atomically after each cell
 under a file lock, so two sweeps in one home do not lose each other's cells). A state file
 that cannot be read is moved aside as ``state.json.unreadable-<time>`` and reported, never
@@ -71,16 +72,18 @@ class State:
             self.reporter.warn(f"the sweep state {self.path} could not be read ({error}); moved it to {aside}")
             return {}
 
-    def lookup(self, case: Case, lock_digest: str, model_digest: str) -> Outcome | None:
+    def lookup(self, case: Case, lock_digest: str, model_digest: str, launch_digest: str) -> Outcome | None:
         with self._mutex:
             entry = self._read().get(case.key)
-        if not entry or entry.get("lock_digest") != lock_digest or entry.get("model_digest") != model_digest:
+        wanted = {"lock_digest": lock_digest, "model_digest": model_digest, "launch_digest": launch_digest}
+        if not entry or any(entry.get(k) != v for k, v in wanted.items()):
             return None
         if entry.get("status") not in ("pass", "fail"):
             return None
         return Outcome(
             case, entry["status"], float(entry.get("seconds", 0.0)), entry.get("detail", ""), entry.get("evidence"),
-            entry.get("answer"), entry.get("error"), lock_digest, model_digest, True, entry.get("when", ""),
+            entry.get("answer"), entry.get("error"), lock_digest, model_digest, launch_digest, True,
+            entry.get("when", ""),
         )  # fmt: skip
 
     def save(self, outcome: Outcome) -> None:
@@ -94,6 +97,22 @@ class State:
             cells = self._read()
             cells[outcome.case.key] = entry
             atomic_write(self.path, json.dumps({"schema": STATE_SCHEMA, "cells": cells}, indent=1, sort_keys=True))
+
+
+def launch_digest(engine: str) -> str:
+    """The sources that decide how envman starts ``engine``: its adapter and the launchers it names."""
+    import hashlib
+    import inspect
+
+    from envman.engines.base import adapter_for
+
+    source = Path(inspect.getfile(type(adapter_for(engine))))
+    text = source.read_text(encoding="utf-8")
+    digest = hashlib.sha256(text.encode())
+    for launcher in sorted((Path(__file__).parent.parent / "engines" / "launchers").glob("*.py")):
+        if launcher.stem in text:
+            digest.update(launcher.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -127,11 +146,12 @@ def run_case(
     started = time.monotonic()
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     model_digest = digest(matrix.models[case.model])
+    launched = launch_digest(case.engine)
     lock_digest = None
     try:
         lock_digest = resolve_lock(matrix, case.engine, case.version, case.variant, uv, reporter).digest
         if state is not None:
-            proven = state.lookup(case, lock_digest, model_digest)
+            proven = state.lookup(case, lock_digest, model_digest, launched)
             if proven is not None:
                 return proven
         request = PlanRequest(model=case.model, engine=case.engine, version=str(case.version), force=force)
@@ -142,14 +162,14 @@ def run_case(
     except EnvmanError as error:
         first = error.message.strip().splitlines()[0] if error.message.strip() else "failed"
         return Outcome(case, "fail", time.monotonic() - started, error.message, None, None, first, lock_digest,
-                       model_digest, when=when)  # fmt: skip
+                       model_digest, launched, when=when)  # fmt: skip
     if result.passed and result.answer is not None:
         detail = f"{result.answer.completion_tokens} tokens: {result.answer.text!r}"
         return Outcome(case, "pass", result.seconds, detail, str(result.evidence), result.answer.text, None,
-                       lock_digest, model_digest, when=when)  # fmt: skip
+                       lock_digest, model_digest, launched, when=when)  # fmt: skip
     error_line = _engine_error(result.findings, result.log_tail, result.error)
     return Outcome(case, "fail", result.seconds, result.diagnosis or result.error or "failed", str(result.evidence),
-                   None, error_line, lock_digest, model_digest, when=when)  # fmt: skip
+                   None, error_line, lock_digest, model_digest, launched, when=when)  # fmt: skip
 
 
 def run(
