@@ -8,7 +8,7 @@ tomlkit, comments and layout kept) then gets, per family × engine:
 - each pass as ``[[…verified]]``: version, variant, lock digest, date, hardware, evidence;
 - each failure as ``[[…known_bad]]``: contiguous swept versions failing with the same engine
   error become one range, with the engine's own error line, the diagnosis as reason, the next
-  passing version as ``fixed_in`` and the evidence of the newest failing run;
+  passing version as ``fixed_in`` and the evidence of every failing run, newest first;
 - ``known_good``: kept, less versions now known bad, plus the newest verified release of each
   major.minor line (the combinations envman locks, images and lists in CI).
 
@@ -205,7 +205,7 @@ def record(
             entry["error"] = _masked(newest.outcome.error or detail)
             if fixed is not None:
                 entry["fixed_in"] = str(fixed)
-            entry["evidence"] = newest.reference
+            entry["evidence"] = ", ".join(c.reference for c in reversed(run))  # newest first
             bad.append(entry)
             failures += len(run)
         if len(bad):

@@ -40,10 +40,21 @@ class Grid:
         return found
 
 
+NO_SMOKE = "no smoke model"
+
+
+def without_smoke_model(outcomes: list[Outcome]) -> list[str]:
+    """Families skipped only for want of a smoke model: a line under the grids, not a column each."""
+    skipped = {o.case.family for o in outcomes if o.detail.startswith(NO_SMOKE)}
+    return sorted(skipped - {o.case.family for o in outcomes if not o.detail.startswith(NO_SMOKE)})
+
+
 def grids(outcomes: list[Outcome]) -> list[Grid]:
-    """One grid per engine × variant; families in the order of the outcomes' families."""
+    """One grid per engine × variant (families without a smoke model left out), newest version first."""
     by: dict[tuple[str, str], dict[tuple[str, Version], Outcome]] = {}
     for o in outcomes:
+        if o.detail.startswith(NO_SMOKE):
+            continue
         by.setdefault((o.case.engine, o.case.variant), {})[(o.case.family, o.case.version)] = o
     found = []
     for (engine, variant), cells in sorted(by.items()):
@@ -107,7 +118,10 @@ def report_markdown(
                 row.append(f"[{_cell_text(o)}]({target})" if target else _cell_text(o))
             lines.append(f"| {version} | " + " | ".join(row) + " |")
         lines.append("")
-    problems = [o for o in outcomes if o.status != "pass"]
+    unsmoked = without_smoke_model(outcomes)
+    if unsmoked:
+        lines += [f"Not in the grids (no smoke model yet): {', '.join(unsmoked)}.", ""]
+    problems = [o for o in outcomes if o.status != "pass" and not o.detail.startswith(NO_SMOKE)]
     if problems:
         lines += ["## Failures and skips", "", "| cell | result | why |", "|---|---|---|"]
         for o in problems:
@@ -183,6 +197,9 @@ def report_html(
             row.append("</tr>")
             parts.append("".join(row))
         parts.append("</table>")
+    unsmoked = without_smoke_model(outcomes)
+    if unsmoked:
+        parts.append(f"<p class='meta'>Not in the grids (no smoke model yet): {e(', '.join(unsmoked))}.</p>")
     failures = [o for o in outcomes if o.status == "fail"]
     if failures:
         parts.append("<h2>Failures</h2><table class='problems'>")

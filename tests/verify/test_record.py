@@ -1,0 +1,118 @@
+"""--record: evidence committed under evidence/, verified/known_bad/known_good in matrix.toml;
+and the repository's own matrix names exactly the evidence files it has."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import tomlkit
+from packaging.version import Version
+
+from envman.hardware.host import Cpu, Host
+from envman.matrix.load import load_matrix
+from envman.verify.cases import Case, Outcome
+from envman.verify.record import evidence_dir, orphans, record, references
+from tests.helpers import REPO
+
+HOST = Host(os="linux", arch="x86_64", cpu=Cpu("Test CPU", 2, 24 * 1024**3))
+WHEN = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+ERROR = "llama_model_load: error loading model: error loading model architecture: unknown model architecture: 'gemma3'"
+
+
+def test_every_evidence_file_is_named_in_matrix_toml_and_every_named_one_exists() -> None:
+    missing, orphaned = orphans(REPO / "matrix.toml")
+    assert not missing, f"matrix.toml names evidence that evidence/ lacks: {sorted(missing)}"
+    assert not orphaned, f"evidence/ holds records matrix.toml does not name: {sorted(orphaned)}"
+    assert references((REPO / "matrix.toml").read_text()), "matrix.toml names no evidence at all"
+
+
+def test_every_verified_entry_names_its_evidence_file_and_lock() -> None:
+    matrix = load_matrix(REPO / "matrix.toml")
+    for family in matrix.families.values():
+        for support in family.engines.values():
+            for entry in support.verified:
+                where = f"{family.name} × {support.engine} {entry.version}"
+                assert entry.evidence.startswith("evidence/"), where
+                assert entry.evidence.endswith(".json"), where
+                document = json.loads((REPO / entry.evidence).read_text())
+                assert document["result"] == "passed", where
+                assert document["combination"]["engine_version"] == str(entry.version), where
+                assert document["combination"]["family"] == family.name, where
+                assert document["lock"]["digest"] == entry.lock, where
+                assert entry.version in support.known_good or entry.version not in (support.known_good or ()), where
+
+
+def _run(home: Path, case: Case, status: str, error: str | None = None) -> Outcome:
+    """An outcome with a real evidence record in ``home``, as the smoke loop writes it."""
+    path = home / "evidence" / case.engine / f"{case.version}-cpu" / f"{case.model}-x.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "schema": 1, "result": "passed" if status == "pass" else "failed",
+        "combination": {"family": case.family, "engine": case.engine, "engine_version": str(case.version)},
+        "lock": {"digest": f"sha256:{case.version}"}, "log": str(path.with_suffix(".log")),
+        "server": {"weights": str(home / "models" / "m.gguf")}, "log_tail": None if status == "pass" else error,
+    }  # fmt: skip
+    path.write_text(json.dumps(document))
+    detail = "8 tokens: 'abc'" if status == "pass" else "this llama.cpp build predates the model's architecture"
+    return Outcome(case, status, 1.0, detail, str(path), None, error, f"sha256:{case.version}", "m", "l",
+                   when="2026-12-01T10:00:00+00:00")  # fmt: skip
+
+
+def test_record_commits_evidence_and_writes_verified_known_bad_and_known_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("ENVMAN_HOME", str(home))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    matrix = repo / "matrix.toml"
+    shutil.copy(REPO / "matrix.toml", matrix)
+
+    def case(version: str) -> Case:
+        below = Version(version) < Version("0.1.11")
+        return Case("gemma3", "smoke-gemma3", "xllamacpp", Version(version), "cpu", below)
+
+    outcomes = [
+        _run(home, case("0.1.9"), "fail", ERROR),
+        _run(home, case("0.1.10"), "fail", ERROR),
+        _run(home, case("0.1.11"), "pass"),
+        _run(home, case("0.1.12"), "pass"),
+        _run(home, case("0.2.14"), "pass"),
+    ]
+    passes, failures, links = record(matrix, outcomes, HOST, WHEN)
+
+    assert (passes, failures) == (3, 2)
+    files = sorted(p.name for p in evidence_dir(matrix).iterdir())
+    assert len(files) == 5
+    assert all(len(Path(f).stem) == 12 for f in files)
+    committed = json.loads(links[outcomes[2].case.key].read_text())
+    assert "log" not in committed  # a local path: left out
+    assert committed["server"]["weights"] == "$ENVMAN_HOME/models/m.gguf"
+
+    support = tomlkit.parse(matrix.read_text())["families"]["gemma3"]["engines"]["xllamacpp"]  # type: ignore[index]
+    verified = [(v["version"], v["lock"], v["evidence"]) for v in support["verified"]]  # type: ignore[index,union-attr]
+    assert [v[0] for v in verified] == ["0.1.11", "0.1.12", "0.2.14"]
+    assert verified[0][1] == "sha256:0.1.11"
+    assert verified[0][2] == f"evidence/{links[outcomes[2].case.key].name}"
+    bad = support["known_bad"][-1]  # type: ignore[index]
+    assert bad["versions"] == ">=0.1.9,<=0.1.10"  # type: ignore[index]
+    assert bad["error"] == ERROR  # type: ignore[index]
+    assert bad["fixed_in"] == "0.1.11"  # type: ignore[index]
+    assert bad["evidence"] == ", ".join(  # type: ignore[index]
+        f"evidence/{links[o.case.key].name}" for o in (outcomes[1], outcomes[0])
+    )
+    # known_good keeps its pin and gains the newest verified release of each major.minor line
+    assert list(support["known_good"]) == ["0.1.12", "0.2.14", "2026.10.11549"]  # type: ignore[index,arg-type]
+    # the result is a valid matrix, and names exactly the evidence it committed
+    load_matrix(matrix)
+    assert orphans(matrix) == (set(), set())
+
+    # recording again the same runs changes nothing (same ids, entries replaced, not added)
+    before = tomlkit.parse(matrix.read_text()).unwrap()
+    record(matrix, outcomes, HOST, WHEN)
+    assert tomlkit.parse(matrix.read_text()).unwrap() == before
+    assert sorted(p.name for p in evidence_dir(matrix).iterdir()) == files
