@@ -27,6 +27,10 @@ def verify(
             "('>=0.1.10'), or a list ('0.1.10,0.1.11'; below a floor too). Default: the known-good ones.",
         ),
     ] = None,
+    one: Annotated[
+        bool,
+        typer.Option("--sample", help="One cell per engine: its newest known-good version on one family (CI's smoke)."),
+    ] = False,
     jobs: JobsOption = 1,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Run every cell again (ignore the proven cells of earlier sweeps).")
@@ -77,7 +81,7 @@ def verify(
 
     outcomes = run(
         loaded, host, family=family, engine=engine, spec=spec, jobs=jobs, timeout=timeout, resume=not fresh,
-        reporter=RichReporter(verbose()), on_done=done,
+        one_per_engine=one, reporter=RichReporter(verbose()), on_done=done,
     )  # fmt: skip
     for same in parity(outcomes):
         out.print(f"PARITY {'same' if same.same else 'DIFFERENT'}: {same.describe()}", markup=False)

@@ -113,6 +113,27 @@ def cases(
     return runnable, skipped
 
 
+def sample(runnable: list[Case], skipped: list[Outcome]) -> tuple[list[Case], list[Outcome]]:
+    """One cell per engine × variant: its newest known-good version on one family (gemma3 where it can).
+
+    What CI smokes on every change; the full sweep is a maintainer's command.
+    """
+    chosen: dict[tuple[str, str], Case] = {}
+    for case in runnable:
+        key = (case.engine, case.variant)
+        best = chosen.get(key)
+        rank = (case.version, case.family == "gemma3", case.family)
+        if best is None or rank > (best.version, best.family == "gemma3", best.family):
+            chosen[key] = case
+    picked = sorted(chosen.values())
+    engines = {c.engine for c in picked}
+    left: dict[tuple[str, str], Outcome] = {}
+    for o in skipped:
+        if o.case.engine not in engines and not o.detail.startswith("no smoke model"):
+            left.setdefault((o.case.engine, o.case.variant), o)
+    return picked, sorted(left.values(), key=lambda o: o.case)
+
+
 def _known_good_cases(
     matrix: Matrix, host: Host, *, family: str | None, engine: str | None
 ) -> tuple[list[Case], list[Outcome]]:

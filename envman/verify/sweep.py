@@ -33,7 +33,7 @@ from envman.lock.uv import Uv
 from envman.matrix.schema import Matrix
 from envman.report import NullReporter, Reporter
 from envman.verify import versions
-from envman.verify.cases import Case, Outcome, cases
+from envman.verify.cases import Case, Outcome, cases, sample
 from envman.verify.versions import VersionSpec
 
 STATE_SCHEMA = 1
@@ -239,6 +239,7 @@ def verify(
     jobs: int = 1,
     timeout: float = 600,
     resume: bool = True,
+    one_per_engine: bool = False,
     reporter: Reporter | None = None,
     on_done: Callable[[Progress], None] | None = None,
 ) -> list[Outcome]:
@@ -246,6 +247,8 @@ def verify(
     swept = sweep_versions(matrix, host, spec, engine) if spec is not None else None
     below = spec is not None and not spec.every
     runnable, skipped = cases(matrix, host, family=family, engine=engine, versions=swept, below_floor=below)
+    if one_per_engine:
+        runnable, skipped = sample(runnable, skipped)
     total = len(runnable) + len(skipped)
     for i, outcome in enumerate(skipped, 1):
         if on_done:
