@@ -76,10 +76,43 @@ def link(outcome: Outcome, links: Mapping[str, Path], base: Path) -> str | None:
 
 
 def _summary(outcomes: list[Outcome]) -> str:
-    passed = sum(o.status == "pass" for o in outcomes)
-    failed = sum(o.status == "fail" for o in outcomes)
-    skipped = sum(o.status == "skip" for o in outcomes)
-    return f"{passed} passed, {failed} failed, {skipped} skipped"
+    cells = [o for o in outcomes if not o.detail.startswith(NO_SMOKE)]
+    passed = sum(o.status == "pass" for o in cells)
+    failed = sum(o.status == "fail" for o in cells)
+    below = sum(o.status == "fail" and o.case.below_floor for o in cells)
+    skipped = sum(o.status == "skip" for o in cells)
+    under = f" ({below} below a family's floor, as expected)" if below else ""
+    return f"{passed} passed, {failed} failed{under}, {skipped} skipped"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Failures of one family × engine × variant with the same error, over their versions."""
+
+    family: str
+    engine: str
+    variant: str
+    error: str
+    outcomes: tuple[Outcome, ...]  # oldest first
+
+    @property
+    def label(self) -> str:
+        versions = [str(o.case.version) for o in self.outcomes]
+        span = versions[0] if len(versions) == 1 else f"{versions[0]} … {versions[-1]} ({len(versions)} releases)"
+        return f"{self.family} × {self.engine} {span} ({self.variant})"
+
+    @property
+    def below_floor(self) -> bool:
+        return all(o.case.below_floor for o in self.outcomes)
+
+
+def failures(outcomes: list[Outcome]) -> list[Failure]:
+    grouped: dict[tuple[str, str, str, str], list[Outcome]] = {}
+    for o in sorted(outcomes, key=lambda o: o.case):
+        if o.status == "fail":
+            key = (o.case.family, o.case.engine, o.case.variant, o.error or o.detail)
+            grouped.setdefault(key, []).append(o)
+    return [Failure(f, e, v, error, tuple(found)) for (f, e, v, error), found in grouped.items()]
 
 
 def _header(host: Host, when: dt.datetime) -> str:
@@ -121,12 +154,12 @@ def report_markdown(
     unsmoked = without_smoke_model(outcomes)
     if unsmoked:
         lines += [f"Not in the grids (no smoke model yet): {', '.join(unsmoked)}.", ""]
-    problems = [o for o in outcomes if o.status != "pass" and not o.detail.startswith(NO_SMOKE)]
+    problems = failures(outcomes)
     if problems:
-        lines += ["## Failures and skips", "", "| cell | result | why |", "|---|---|---|"]
-        for o in problems:
-            why = (o.error or o.detail).replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {o.case.label} | {o.status} | {why} |")
+        lines += ["## Failures", "", "| cells | below the floor | engine error |", "|---|---|---|"]
+        for f in problems:
+            why = f.error.replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {f.label} | {'yes' if f.below_floor else 'no'} | {why} |")
         lines.append("")
     same = parity(outcomes)
     if same:
@@ -144,11 +177,13 @@ table.grid th,table.grid td{border:1px solid #fff;padding:3px 8px;text-align:cen
 table.grid th{background:#f0f0f0;position:sticky;top:0}
 table.grid th.version{text-align:right;font-family:ui-monospace,monospace;font-weight:normal;background:#f7f7f7}
 td.pass{background:#3fa34d} td.fail{background:#d9453c} td.skip{background:#d8d8d8}
+td.fail.below{background:#e9a19c} .floornote{color:#a33;font-size:11px}
 td.none{background:#fff}
 td.pass a,td.fail a{color:#fff;text-decoration:none;display:block} td.skip a{color:#555;display:block}
 td a:hover{text-decoration:underline}
 .legend span{display:inline-block;padding:2px 10px;margin-right:6px;border-radius:3px;color:#fff}
-.legend .pass{background:#3fa34d} .legend .fail{background:#d9453c} .legend .skip{background:#d8d8d8;color:#555}
+.legend .pass{background:#3fa34d} .legend .fail{background:#d9453c}
+.legend .below{background:#e9a19c} .legend .skip{background:#d8d8d8;color:#555}
 .counts{font-weight:normal;color:#555;font-size:.8em}
 table.problems{border-collapse:collapse;font-size:13px} table.problems td{border-bottom:1px solid #ddd;padding:3px 8px}
 code{font-size:12px}
@@ -168,6 +203,7 @@ def report_html(
         "<h1>envman verify</h1>",
         f"<p class='meta'>{e(_header(host, when))}: <b>{e(_summary(outcomes))}</b></p>",
         "<p class='legend'><span class='pass'>✓ passed (seconds)</span><span class='fail'>✗ failed</span>"
+        "<span class='below'>✗ failed below the family's floor (expected)</span>"
         "<span class='skip'>– skipped</span> each cell links its evidence; hover for the detail</p>",
     ]
     for grid in grids(outcomes):
@@ -190,8 +226,9 @@ def report_html(
                 text = e(_cell_text(o))
                 target = link(o, links, base)
                 inner = f"<a href='{e(target)}'>{text}</a>" if target else text
+                css = f"{o.status} below" if o.status == "fail" and o.case.below_floor else o.status
                 row.append(
-                    f"<td class='{o.status}' data-family='{e(family)}' data-version='{e(str(version))}' "
+                    f"<td class='{css}' data-family='{e(family)}' data-version='{e(str(version))}' "
                     f"title='{e(tip)}'>{inner}</td>"
                 )
             row.append("</tr>")
@@ -200,13 +237,14 @@ def report_html(
     unsmoked = without_smoke_model(outcomes)
     if unsmoked:
         parts.append(f"<p class='meta'>Not in the grids (no smoke model yet): {e(', '.join(unsmoked))}.</p>")
-    failures = [o for o in outcomes if o.status == "fail"]
-    if failures:
+    problems = failures(outcomes)
+    if problems:
         parts.append("<h2>Failures</h2><table class='problems'>")
-        for o in failures:
-            target = link(o, links, base)
+        for f in problems:
+            target = link(f.outcomes[-1], links, base)
             where = f" <a href='{e(target)}'>evidence</a>" if target else ""
-            parts.append(f"<tr><td>{e(o.case.label)}</td><td><code>{e(o.error or o.detail)}</code>{where}</td></tr>")
+            floor = " <span class='floornote'>below the family's floor</span>" if f.below_floor else ""
+            parts.append(f"<tr><td>{e(f.label)}{floor}</td><td><code>{e(f.error)}</code>{where}</td></tr>")
         parts.append("</table>")
     same = parity(outcomes)
     if same:

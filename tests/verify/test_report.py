@@ -19,7 +19,8 @@ WHEN = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 def outcome(
     engine: str, version: str, status: str, answer: str | None = None, family: str = "gemma3", detail: str = "why"
 ) -> Outcome:
-    case = Case(family, f"smoke-{family}", engine, Version(version), "cpu")
+    below = family == "gemma3" and engine == "xllamacpp" and Version(version) < Version("0.1.11")
+    case = Case(family, f"smoke-{family}", engine, Version(version), "cpu", below)
     evidence = f"/e/{engine}-{version}-{family}.json" if status != "skip" else None
     error = "unknown model architecture: 'gemma3'" if status == "fail" else None
     return Outcome(case, status, 1.5, answer or detail, evidence, answer, error)
@@ -106,13 +107,15 @@ def test_html_report_is_a_family_by_version_grid_linking_evidence(tmp_path: Path
     assert cells[("gemma3", "0.1.11")]["text"] == "✓ 1.5s"
     # a committed record is linked relative to the report; the others where ENVMAN_HOME has them
     assert cells[("gemma3", "0.1.11")]["href"] == "../repo/evidence/0123456789ab.json"
-    assert cells[("gemma3", "0.1.10")]["class"] == "fail"
+    assert cells[("gemma3", "0.1.10")]["class"] == "fail below"  # under the family's floor: expected
     assert cells[("gemma3", "0.1.10")]["href"] == "file:///e/xllamacpp-0.1.10-gemma3.json"
     assert cells[("gemma3", "0.1.10")]["title"] == "unknown model architecture: 'gemma3'"
     assert cells[("llama", "0.1.1")]["class"] == "skip"
     assert cells[("llama", "0.1.1")]["href"] is None
     assert ("llama4", "0.1.11") not in cells  # no smoke model: named once under the grids
     assert "Not in the grids (no smoke model yet): llama4." in page
+    assert "3 passed, 1 failed (1 below a family&#x27;s floor, as expected), 1 skipped" in page
+    assert "gemma3 × xllamacpp 0.1.10 (cpu) <span class='floornote'>below the family's floor</span>" in page
     # cells never run are empty, not skips: gemma3 0.1.1 (below its floor) and llama 0.1.10
     assert page.count("<td class='none'></td>") == 2
     assert sum(c["class"] == "pass" for c in parsed.cells) == 3
@@ -129,5 +132,5 @@ def test_markdown_report_has_a_grid_per_engine(tmp_path: Path) -> None:
     assert "| version | gemma3 |" in md
     assert "| 0.1.11 | [✓ 1.5s](file:///e/xllamacpp-0.1.11-gemma3.json) |" in md
     assert "| 0.1.10 | [✗ 1.5s](file:///e/xllamacpp-0.1.10-gemma3.json) |" in md
-    assert "| gemma3 × xllamacpp 0.1.10 (cpu) | fail | unknown model architecture: 'gemma3' |" in md
+    assert "| gemma3 × xllamacpp 0.1.10 (cpu) | yes | unknown model architecture: 'gemma3' |" in md
     assert "- same: gemma3: same greedy answer from vllm 0.32.0 (cpu) and xllamacpp 0.1.11 (cpu): 'abc'" in md
