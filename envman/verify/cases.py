@@ -54,6 +54,11 @@ class Outcome:
     resumed: bool = False  # taken from the sweep state, not run again
     when: str = ""  # ISO timestamp of the run
 
+    @property
+    def timed_out(self) -> bool:
+        """A start that outlasted --timeout: this host's load, not a finding (never proven, never recorded)."""
+        return self.status == "fail" and "was not ready after" in self.detail
+
 
 def smoke_models(matrix: Matrix) -> dict[str, Model]:
     return {m.family: m for m in matrix.models.values() if m.smoke}

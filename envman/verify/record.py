@@ -13,7 +13,8 @@ tomlkit, comments and layout kept) then gets, per family × engine:
   major.minor line (the combinations envman locks, images and lists in CI).
 
 Entries written here are the ones whose ``evidence`` names a file under ``evidence/``; a
-re-record replaces those covering the versions it ran, and leaves hand-written ones alone.
+re-record replaces those covering the versions it ran (deleting the records nothing names
+any more), and leaves hand-written ones alone.
 """
 
 from __future__ import annotations
@@ -158,11 +159,13 @@ def record(
     """Commit the evidence and write verified / known_bad / known_good; (passes, failures, links)."""
     import tomlkit
 
-    ran = [o for o in outcomes if o.status in ("pass", "fail") and o.evidence]
+    ran = [o for o in outcomes if o.status in ("pass", "fail") and o.evidence and not o.timed_out]
     links = commit_evidence(matrix_path, ran)
     if not ran:
         return 0, 0, links
-    doc = tomlkit.parse(matrix_path.read_text(encoding="utf-8"))
+    text = matrix_path.read_text(encoding="utf-8")
+    named_before = references(text)
+    doc = tomlkit.parse(text)
     hardware = f"{host.describe()}; {host.cpu.model}".strip("; ")
     touched: dict[tuple[str, str], _Touched] = {}
     for o in ran:
@@ -213,7 +216,10 @@ def record(
         elif "known_bad" in support:
             del support["known_bad"]
         _known_good(support, [c for c in t.cells if c.outcome.status == "pass"])
-    atomic_write(matrix_path, tomlkit.dumps(doc))
+    written = tomlkit.dumps(doc)
+    atomic_write(matrix_path, written)
+    for stale in named_before - references(written):  # replaced entries' records: nothing names them now
+        (evidence_dir(matrix_path) / f"{stale}.json").unlink(missing_ok=True)
     return passes, failures, links
 
 

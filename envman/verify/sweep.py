@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ class State:
         )  # fmt: skip
 
     def save(self, outcome: Outcome) -> None:
-        if outcome.status == "skip" or not outcome.lock_digest:
+        if outcome.status == "skip" or not outcome.lock_digest or outcome.timed_out:
             return
         from filelock import FileLock
 
@@ -209,9 +209,37 @@ def run(
                 on_done(Progress(len(outcomes), len(ordered), outcome))
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for future in as_completed([pool.submit(one, c) for c in ordered]):
-            future.result()
+    if jobs <= 1:  # in this thread: Ctrl-C reaches the smoke loop, which stops its server
+        for case in ordered:
+            one(case)
+        return outcomes
+    # Daemon workers, joined in short waits: a signal reaches this thread and ends the process
+    # at once (a ThreadPoolExecutor would wait for every running cell first); each cell's
+    # guardian then stops its server, as when envman dies.
+    work: queue.SimpleQueue[Case] = queue.SimpleQueue()
+    for case in ordered:
+        work.put(case)
+    failed: list[BaseException] = []
+
+    def worker() -> None:
+        while not failed:
+            try:
+                case = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                one(case)
+            except BaseException as error:  # re-raised in the main thread below
+                failed.append(error)
+
+    threads = [threading.Thread(target=worker, name=f"verify-{i}", daemon=True) for i in range(min(jobs, len(ordered)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)
+    if failed:
+        raise failed[0]
     return outcomes
 
 

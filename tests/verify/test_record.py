@@ -43,7 +43,7 @@ def test_every_verified_entry_names_its_evidence_file_and_lock() -> None:
                 assert document["combination"]["engine_version"] == str(entry.version), where
                 assert document["combination"]["family"] == family.name, where
                 assert document["lock"]["digest"] == entry.lock, where
-                assert entry.version in support.known_good or entry.version not in (support.known_good or ()), where
+                assert document["combination"]["variant"] == entry.variant, where
 
 
 def _run(home: Path, case: Case, status: str, error: str | None = None) -> Outcome:
@@ -71,6 +71,7 @@ def test_record_commits_evidence_and_writes_verified_known_bad_and_known_good(
     repo.mkdir()
     matrix = repo / "matrix.toml"
     shutil.copy(REPO / "matrix.toml", matrix)
+    shutil.copytree(REPO / "evidence", repo / "evidence")
 
     def case(version: str) -> Case:
         below = Version(version) < Version("0.1.11")
@@ -87,17 +88,17 @@ def test_record_commits_evidence_and_writes_verified_known_bad_and_known_good(
 
     assert (passes, failures) == (3, 2)
     files = sorted(p.name for p in evidence_dir(matrix).iterdir())
-    assert len(files) == 5
+    assert {links[o.case.key].name for o in outcomes} <= set(files)
     assert all(len(Path(f).stem) == 12 for f in files)
     committed = json.loads(links[outcomes[2].case.key].read_text())
     assert "log" not in committed  # a local path: left out
     assert committed["server"]["weights"] == "$ENVMAN_HOME/models/m.gguf"
 
     support = tomlkit.parse(matrix.read_text())["families"]["gemma3"]["engines"]["xllamacpp"]  # type: ignore[index]
-    verified = [(v["version"], v["lock"], v["evidence"]) for v in support["verified"]]  # type: ignore[index,union-attr]
-    assert [v[0] for v in verified] == ["0.1.11", "0.1.12", "0.2.14"]
-    assert verified[0][1] == "sha256:0.1.11"
-    assert verified[0][2] == f"evidence/{links[outcomes[2].case.key].name}"
+    verified = {v["version"]: (v["lock"], v["evidence"]) for v in support["verified"]}  # type: ignore[index,union-attr]
+    for o in outcomes[2:]:  # the passes replace the entries of their versions, the others stay
+        assert verified[str(o.case.version)] == (o.lock_digest, f"evidence/{links[o.case.key].name}")
+    assert "2026.10.11549" in verified
     bad = support["known_bad"][-1]  # type: ignore[index]
     assert bad["versions"] == ">=0.1.9,<=0.1.10"  # type: ignore[index]
     assert bad["error"] == ERROR  # type: ignore[index]
@@ -105,8 +106,12 @@ def test_record_commits_evidence_and_writes_verified_known_bad_and_known_good(
     assert bad["evidence"] == ", ".join(  # type: ignore[index]
         f"evidence/{links[o.case.key].name}" for o in (outcomes[1], outcomes[0])
     )
-    # known_good keeps its pin and gains the newest verified release of each major.minor line
-    assert list(support["known_good"]) == ["0.1.12", "0.2.14", "2026.10.11549"]  # type: ignore[index,arg-type]
+    # a recorded range that holds a version run again is replaced by what this run saw
+    assert [str(b["versions"]) for b in support["known_bad"]].count(">=0.1.0,<=0.1.10") == 0  # type: ignore[union-attr,index]
+    # known_good keeps its pins and gains the newest verified release of each major.minor line
+    good = [str(v) for v in support["known_good"]]  # type: ignore[index,union-attr]
+    assert good == sorted(set(good), key=Version)
+    assert {"0.1.11", "0.1.12", "0.2.14", "2026.10.11549"} <= set(good)
     # the result is a valid matrix, and names exactly the evidence it committed
     load_matrix(matrix)
     assert orphans(matrix) == (set(), set())
