@@ -52,7 +52,7 @@ def test_the_sample_smokes_one_cell_per_engine_and_records_it(
     assert len(passed) == 1, result.stdout
     assert passed[0].startswith(f"PASS  gemma3 × {engine} "), passed
     assert "verify: [1/" in result.stderr
-    version = passed[0].split(" ")[4]
+    version = passed[0].split()[4]
     assert f"## {engine} (cpu): 1 passed, 0 failed" in report.read_text()
 
     support = tomlkit.parse(matrix.read_text())["families"]["gemma3"]["engines"][engine]  # type: ignore[index]
