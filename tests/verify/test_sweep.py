@@ -52,6 +52,11 @@ def test_an_unreadable_state_is_moved_aside_and_reported(tmp_path: Path) -> None
     assert state.lookup(case, "other-lock", "m", "x") is None
     assert state.lookup(case, "l", "m", "other-launcher") is None
     assert json.loads(path.read_text())["cells"]["llama/xllamacpp/0.1.11/cpu"]["status"] == "pass"
+    # a start that outlasted --timeout is this host's load: never proven, so the next sweep runs it again
+    slow = Case("qwen3", "smoke-qwen3", "vllm", Version("0.32.0"), "cpu")
+    detail = "the server was not ready after 900s (http://127.0.0.1:1/health did not answer 200)"
+    state.save(Outcome(slow, "fail", 900.0, detail, "/e.json", None, None, "l", "m", "x"))
+    assert state.lookup(slow, "l", "m", "x") is None
 
 
 @pytest.mark.engine
@@ -86,3 +91,19 @@ def test_a_sweep_of_two_releases_resumes_without_running_again(tmp_path: Path) -
     assert len(list((repo / "evidence").glob("*.json"))) == 2
     assert "llama × xllamacpp 0.1.0" not in (repo / "matrix.toml").read_text()  # entries, not labels
     assert 'version = "0.1.0"' in (repo / "matrix.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--versions", ">=0.1.10"), "error: --versions '>=0.1.10' needs --engine"),
+        (("--engine", "xllamacpp", "--versions", "newest"), "error: --versions 'newest' is not a version specifier"),
+        (("--engine", "xllamacpp", "--versions", "0.1.x"), "error: --versions '0.1.x': Invalid version: '0.1.x'"),
+    ],
+)
+def test_bad_versions_are_refused_with_a_hint(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "envman", "verify", *args], env=cli_env(tmp_path / "home"),
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[0] == message
+    assert "Traceback" not in result.stderr
