@@ -53,6 +53,7 @@ class Outcome:
     launch_digest: str | None = None  # envman's adapter and launcher sources for the engine
     resumed: bool = False  # taken from the sweep state, not run again
     when: str = ""  # ISO timestamp of the run
+    cause: str | None = None  # envman's account of a failure ("the server exited during start-up (…)")
 
     @property
     def timed_out(self) -> bool:

@@ -8,7 +8,8 @@ tomlkit, comments and layout kept) then gets, per family × engine:
 - each pass as ``[[…verified]]``: version, variant, lock digest, date, hardware, evidence;
 - each failure as ``[[…known_bad]]``: contiguous swept versions failing with the same engine
   error become one range, with the engine's own error line, the diagnosis as reason, the next
-  passing version as ``fixed_in`` and the evidence of every failing run, newest first;
+  passing version as ``fixed_in`` and the evidence of every failing run, newest first; a
+  failure below the family's floor instead joins the floor's ``evidence`` (it proves it);
 - ``known_good``: kept, less versions now known bad, plus the newest verified release of each
   major.minor line (the combinations envman locks, images and lists in CI).
 
@@ -199,13 +200,18 @@ def record(
         for e in support.get("known_bad", []):
             if not (_recorded(e) and any(v in SpecifierSet(str(e["versions"])) for v in swept)):
                 bad.append(e)
-        for run, fixed in _ranges(t.cells, sorted(swept)):
+        floor_runs = [c for c in t.cells if c.outcome.status == "fail" and c.outcome.case.below_floor]
+        _floor_evidence(support, floor_runs)
+        failures += len(floor_runs)
+        above = [c for c in t.cells if not c.outcome.case.below_floor]
+        for run, fixed in _ranges(above, sorted(c.version for c in above)):
             newest = run[-1]
             entry = tomlkit.table()
             entry["versions"] = _spec(run)
-            detail = _masked(newest.outcome.detail.strip().splitlines()[0] if newest.outcome.detail.strip() else "")
-            entry["reason"] = f"envman verify: smoke-{family} failed on {newest.variant}: {detail}".rstrip(": ")
-            entry["error"] = _masked(newest.outcome.error or detail)
+            why = _masked(newest.outcome.cause or newest.outcome.error or "failed")
+            entry["reason"] = f"envman verify: smoke-{family} failed on {newest.variant}: {why}"
+            if newest.outcome.error:  # the engine's own line; none when it died silent (SIGILL)
+                entry["error"] = _masked(newest.outcome.error)
             if fixed is not None:
                 entry["fixed_in"] = str(fixed)
             entry["evidence"] = ", ".join(c.reference for c in reversed(run))  # newest first
@@ -221,6 +227,24 @@ def record(
     for stale in named_before - references(written):  # replaced entries' records: nothing names them now
         (evidence_dir(matrix_path) / f"{stale}.json").unlink(missing_ok=True)
     return passes, failures, links
+
+
+FLOOR_MARK = "; envman verify below the floor (failed, as the floor says):"
+
+
+def _floor_evidence(support: Any, runs: list[_Cell]) -> None:
+    """Failures below the family's floor prove the floor: their records join its evidence.
+
+    They are not known_bad entries: min_version already says it, and diagnose explains such a
+    failure from the floor (the first release that knows the architecture).
+    """
+    base = str(support.get("evidence", "")).split(FLOOR_MARK)[0]
+    if not runs:
+        if base != str(support.get("evidence", "")):
+            support["evidence"] = base
+        return
+    refs = ", ".join(f"{c.reference} ({c.version})" for c in sorted(runs, key=lambda c: c.version, reverse=True))
+    support["evidence"] = f"{base}{FLOOR_MARK} {refs}"
 
 
 def _known_good(support: Any, passed: list[_Cell]) -> None:

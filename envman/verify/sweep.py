@@ -83,7 +83,7 @@ class State:
         return Outcome(
             case, entry["status"], float(entry.get("seconds", 0.0)), entry.get("detail", ""), entry.get("evidence"),
             entry.get("answer"), entry.get("error"), lock_digest, model_digest, launch_digest, True,
-            entry.get("when", ""),
+            entry.get("when", ""), entry.get("cause"),
         )  # fmt: skip
 
     def save(self, outcome: Outcome) -> None:
@@ -122,16 +122,20 @@ class Progress:
     outcome: Outcome
 
 
-def _engine_error(findings: tuple[Any, ...], log_tail: str | None, fallback: str | None) -> str | None:
-    """The engine's own words: the log line a signature matched, else the last line naming an error."""
+def _engine_error(findings: tuple[Any, ...], log_tail: str | None) -> str | None:
+    """The engine's own words: the log line a signature matched, else the last line naming an error.
+
+    None when the engine said nothing of it (killed by SIGILL before a line was written): envman's
+    own description of the exit is the detail, not the engine's error.
+    """
     for finding in findings:
-        if finding.line:
+        if finding.line and not str(finding.id).startswith("known-bad:"):  # not the matrix quoting itself
             return str(finding.line).strip()
     for line in reversed((log_tail or "").splitlines()):
         lowered = line.lower()
         if "error" in lowered or "fatal" in lowered or "exception" in lowered:
             return line.strip()
-    return fallback
+    return None
 
 
 def run_case(
@@ -167,9 +171,9 @@ def run_case(
         detail = f"{result.answer.completion_tokens} tokens: {result.answer.text!r}"
         return Outcome(case, "pass", result.seconds, detail, str(result.evidence), result.answer.text, None,
                        lock_digest, model_digest, launched, when=when)  # fmt: skip
-    error_line = _engine_error(result.findings, result.log_tail, result.error)
+    error_line = _engine_error(result.findings, result.log_tail)
     return Outcome(case, "fail", result.seconds, result.diagnosis or result.error or "failed", str(result.evidence),
-                   None, error_line, lock_digest, model_digest, launched, when=when)  # fmt: skip
+                   None, error_line, lock_digest, model_digest, launched, when=when, cause=result.error)  # fmt: skip
 
 
 def run(

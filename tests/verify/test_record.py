@@ -20,6 +20,7 @@ from tests.helpers import REPO
 
 HOST = Host(os="linux", arch="x86_64", cpu=Cpu("Test CPU", 2, 24 * 1024**3))
 WHEN = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+CRASH = "/project/thirdparty/llama.cpp/src/llama.cpp:8637: GGML_ASSERT(n_threads > 0) failed"
 ERROR = "llama_model_load: error loading model: error loading model architecture: unknown model architecture: 'gemma3'"
 
 
@@ -82,11 +83,12 @@ def test_record_commits_evidence_and_writes_verified_known_bad_and_known_good(
         _run(home, case("0.1.10"), "fail", ERROR),
         _run(home, case("0.1.11"), "pass"),
         _run(home, case("0.1.12"), "pass"),
+        _run(home, case("0.2.0"), "fail", CRASH),
         _run(home, case("0.2.14"), "pass"),
     ]
     passes, failures, links = record(matrix, outcomes, HOST, WHEN)
 
-    assert (passes, failures) == (3, 2)
+    assert (passes, failures) == (3, 3)
     files = sorted(p.name for p in evidence_dir(matrix).iterdir())
     assert {links[o.case.key].name for o in outcomes} <= set(files)
     assert all(len(Path(f).stem) == 12 for f in files)
@@ -96,18 +98,27 @@ def test_record_commits_evidence_and_writes_verified_known_bad_and_known_good(
 
     support = tomlkit.parse(matrix.read_text())["families"]["gemma3"]["engines"]["xllamacpp"]  # type: ignore[index]
     verified = {v["version"]: (v["lock"], v["evidence"]) for v in support["verified"]}  # type: ignore[index,union-attr]
-    for o in outcomes[2:]:  # the passes replace the entries of their versions, the others stay
+    for o in (
+        outcomes[2],
+        outcomes[3],
+        outcomes[5],
+    ):  # the passes replace the entries of their versions, the others stay
         assert verified[str(o.case.version)] == (o.lock_digest, f"evidence/{links[o.case.key].name}")
     assert "2026.10.11549" in verified
+    # a failure above the floor is known bad, with the engine's own line and the next passing release
     bad = support["known_bad"][-1]  # type: ignore[index]
-    assert bad["versions"] == ">=0.1.9,<=0.1.10"  # type: ignore[index]
-    assert bad["error"] == ERROR  # type: ignore[index]
-    assert bad["fixed_in"] == "0.1.11"  # type: ignore[index]
-    assert bad["evidence"] == ", ".join(  # type: ignore[index]
-        f"evidence/{links[o.case.key].name}" for o in (outcomes[1], outcomes[0])
+    assert bad["versions"] == "==0.2.0"  # type: ignore[index]
+    assert bad["error"] == CRASH  # type: ignore[index]
+    assert bad["fixed_in"] == "0.2.14"  # type: ignore[index]
+    assert bad["evidence"] == f"evidence/{links[outcomes[4].case.key].name}"  # type: ignore[index]
+    # failures below the floor prove the floor: they join its evidence, not known_bad
+    assert [str(b["versions"]) for b in support["known_bad"]] == ["==2026.4.8672", "==0.2.0"]  # type: ignore[union-attr,index]
+    floor = str(support["evidence"])  # type: ignore[index]
+    assert floor.startswith("xllamacpp-0.1.11-cp311")
+    assert floor.endswith(
+        "; envman verify below the floor (failed, as the floor says): "
+        f"evidence/{links[outcomes[1].case.key].name} (0.1.10), evidence/{links[outcomes[0].case.key].name} (0.1.9)"
     )
-    # a recorded range that holds a version run again is replaced by what this run saw
-    assert [str(b["versions"]) for b in support["known_bad"]].count(">=0.1.0,<=0.1.10") == 0  # type: ignore[union-attr,index]
     # known_good keeps its pins and gains the newest verified release of each major.minor line
     good = [str(v) for v in support["known_good"]]  # type: ignore[index,union-attr]
     assert good == sorted(set(good), key=Version)
