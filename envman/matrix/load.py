@@ -340,6 +340,7 @@ def _support(p: Problems, family: str, engine: str, r: Reader) -> Support:
                 date=vr.text("date"),
                 hardware=vr.text("hardware", ""),
                 evidence=vr.text("evidence"),
+                lock=vr.text("lock", ""),
             )
         )
         vr.done()

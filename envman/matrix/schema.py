@@ -192,7 +192,8 @@ class Verified:
     variant: str
     date: str
     hardware: str
-    evidence: str
+    evidence: str  # "evidence/<id>.json" beside matrix.toml (older entries: a sentence)
+    lock: str = ""  # the lock digest of the environment that passed
 
 
 @dataclass(frozen=True)

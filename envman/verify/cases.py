@@ -1,43 +1,42 @@
-"""``envman verify``: smoke every known-good combination this host can run, report, record.
+"""Which smoke runs ``envman verify`` makes: cells of family × engine × version × variant.
 
-A case is a family's smoke model on one engine × version × variant the matrix calls known
-good (the family's own pins, else the engine's). Cases this host cannot run (a CUDA
-variant on a CPU host, macOS-only builds …) are skipped with the reason; families with no
-smoke model are listed as skipped too. ``--record`` writes each pass back into matrix.toml
-(``[[families.F.engines.E.verified]]``) with tomlkit, keeping comments and layout.
+By default a cell is a family's smoke model on a version the matrix calls known good (the
+family's own pins, else the engine's). ``--versions`` sweeps released versions instead
+(:mod:`envman.verify.versions`): every selected release from the family's floor up, and with
+an explicit SPEC the releases below the floor too (forced: they prove the floor). Cells this
+host cannot run (a CUDA variant on a CPU host, macOS-only builds, a release with no wheel
+here …) are skipped with the reason; families with no smoke model are listed as skipped too.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import html
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from packaging.version import Version
 
-from envman.errors import EnvmanError
-from envman.files import atomic_write
 from envman.hardware.host import Host
 from envman.matrix import combinations
 from envman.matrix.schema import Matrix, Model
-from envman.report import NullReporter, Reporter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Case:
     family: str
     model: str
     engine: str
     version: Version
     variant: str
+    below_floor: bool = False  # a release older than the family's min_version (expected to fail)
 
     @property
     def label(self) -> str:
         return f"{self.family} × {self.engine} {self.version} ({self.variant})"
+
+    @property
+    def key(self) -> str:
+        """The cell's name in the sweep state and the report."""
+        return f"{self.family}/{self.engine}/{self.version}/{self.variant}"
 
 
 @dataclass(frozen=True)
@@ -46,24 +45,109 @@ class Outcome:
     status: str  # pass | fail | skip
     seconds: float
     detail: str  # the answer, the diagnosis, or why it was skipped
-    evidence: str | None = None
+    evidence: str | None = None  # the evidence record's path (ENVMAN_HOME)
     answer: str | None = None  # the generated text (greedy), for parity across engines
+    error: str | None = None  # the engine's own words for a failure (a log line)
+    lock_digest: str | None = None
+    model_digest: str | None = None
+    launch_digest: str | None = None  # envman's adapter and launcher sources for the engine
+    resumed: bool = False  # taken from the sweep state, not run again
+    when: str = ""  # ISO timestamp of the run
+    cause: str | None = None  # envman's account of a failure ("the server exited during start-up (…)")
+
+    @property
+    def timed_out(self) -> bool:
+        """A start that outlasted --timeout: this host's load, not a finding (never proven, never recorded)."""
+        return self.status == "fail" and "was not ready after" in self.detail
 
 
 def smoke_models(matrix: Matrix) -> dict[str, Model]:
     return {m.family: m for m in matrix.models.values() if m.smoke}
 
 
+def _why_not_here(matrix: Matrix, host: Host, engine: str, variant: str) -> str | None:
+    var = matrix.engines[engine].variants[variant]
+    if var.accelerator is not host.accelerator:
+        return f"needs a {var.accelerator.value} host; this one is {host.accelerator.value}"
+    if host.os not in var.os or host.arch not in var.arch:
+        return f"no {host.os}/{host.arch} build"
+    return None
+
+
 def cases(
-    matrix: Matrix, host: Host, *, family: str | None = None, engine: str | None = None
+    matrix: Matrix,
+    host: Host,
+    *,
+    family: str | None = None,
+    engine: str | None = None,
+    versions: Mapping[tuple[str, str], Mapping[Version, str | None]] | None = None,
+    below_floor: bool = False,
 ) -> tuple[list[Case], list[Outcome]]:
-    """The cases to run, and the skipped ones with their reason."""
+    """The cells to run, and the skipped ones with their reason.
+
+    ``versions``: per (engine, variant), the releases to sweep, each with why it cannot be
+    installed here (None: it can). Without it, the known-good versions. ``below_floor``:
+    sweep releases under each family's min_version too.
+    """
+    if versions is None:
+        return _known_good_cases(matrix, host, family=family, engine=engine)
+    runnable: list[Case] = []
+    skipped: list[Outcome] = []
+    smokes = smoke_models(matrix)
+    for (name, variant), releases in versions.items():
+        for fam in matrix.families.values():
+            if family and fam.name != family:
+                continue
+            support = fam.engines.get(name)
+            if support is None or (support.min_version is None and not below_floor):
+                continue
+            model = smokes.get(fam.name)
+            for version, uninstallable in sorted(releases.items()):
+                under = support.min_version is None or version < support.min_version
+                if under and not below_floor:
+                    continue
+                case = Case(fam.name, model.name if model else "-", name, version, variant, under)
+                why = None
+                if model is None:
+                    why = f"no smoke model for {fam.name} (smoke models: {', '.join(sorted(smokes))})"
+                else:
+                    why = _why_not_here(matrix, host, name, variant) or uninstallable
+                if why:
+                    skipped.append(Outcome(case, "skip", 0.0, why))
+                else:
+                    runnable.append(case)
+    return runnable, skipped
+
+
+def sample(runnable: list[Case], skipped: list[Outcome]) -> tuple[list[Case], list[Outcome]]:
+    """One cell per engine × variant: its newest known-good version on one family (gemma3 where it can).
+
+    What CI smokes on every change; the full sweep is a maintainer's command.
+    """
+    chosen: dict[tuple[str, str], Case] = {}
+    for case in runnable:
+        key = (case.engine, case.variant)
+        best = chosen.get(key)
+        rank = (case.version, case.family == "gemma3", case.family)
+        if best is None or rank > (best.version, best.family == "gemma3", best.family):
+            chosen[key] = case
+    picked = sorted(chosen.values())
+    engines = {c.engine for c in picked}
+    left: dict[tuple[str, str], Outcome] = {}
+    for o in skipped:
+        if o.case.engine not in engines and not o.detail.startswith("no smoke model"):
+            left.setdefault((o.case.engine, o.case.variant), o)
+    return picked, sorted(left.values(), key=lambda o: o.case)
+
+
+def _known_good_cases(
+    matrix: Matrix, host: Host, *, family: str | None, engine: str | None
+) -> tuple[list[Case], list[Outcome]]:
     runnable: list[Case] = []
     skipped: list[Outcome] = []
     smokes = smoke_models(matrix)
     for combination in combinations.known_good(matrix, families=[family] if family else None, engine=engine):
         eng = matrix.engines[combination.engine]
-        variant = eng.variants[combination.variant]
         for fam in matrix.families.values():
             if family and fam.name != family:
                 continue
@@ -73,76 +157,18 @@ def cases(
             if combination.version not in (support.known_good or eng.known_good):
                 continue
             model = smokes.get(fam.name)
-            case = Case(fam.name, model.name if model else "-", combination.engine, combination.version, variant.name)
+            case = Case(fam.name, model.name if model else "-", combination.engine, combination.version,
+                        combination.variant)  # fmt: skip
             why = None
             if model is None:
                 why = f"no smoke model for {fam.name} (smoke models: {', '.join(sorted(smokes))})"
-            elif variant.accelerator is not host.accelerator:
-                why = f"needs a {variant.accelerator.value} host; this one is {host.accelerator.value}"
-            elif host.os not in variant.os or host.arch not in variant.arch:
-                why = f"no {host.os}/{host.arch} build"
+            else:
+                why = _why_not_here(matrix, host, combination.engine, combination.variant)
             if why:
                 skipped.append(Outcome(case, "skip", 0.0, why))
             else:
                 runnable.append(case)
     return runnable, skipped
-
-
-def run_case(matrix: Matrix, host: Host, case: Case, *, timeout: float, reporter: Reporter) -> Outcome:
-    from envman.lock.uv import Uv, find_uv
-    from envman.plan.request import PlanRequest
-    from envman.run.smoke import prepare, smoke
-
-    started = time.monotonic()
-    try:
-        prepared = prepare(
-            matrix,
-            host,
-            PlanRequest(model=case.model, engine=case.engine, version=str(case.version)),
-            uv=Uv(find_uv(), reporter),
-            reporter=reporter,
-        )
-        if prepared.plan.variant.name != case.variant:
-            return Outcome(case, "skip", 0.0, f"the planner chose the {prepared.plan.variant.name} variant here")
-        result = smoke(matrix, prepared.plan, prepared.runner, timeout, reporter, build_seconds=prepared.build.seconds)
-    except EnvmanError as error:
-        return Outcome(case, "fail", time.monotonic() - started, error.message)
-    if result.passed and result.answer is not None:
-        detail = f"{result.answer.completion_tokens} tokens: {result.answer.text!r}"
-        return Outcome(case, "pass", result.seconds, detail, str(result.evidence), result.answer.text)
-    return Outcome(case, "fail", result.seconds, result.diagnosis or result.error or "failed", str(result.evidence))
-
-
-def verify(
-    matrix: Matrix,
-    host: Host,
-    *,
-    family: str | None = None,
-    engine: str | None = None,
-    jobs: int = 1,
-    timeout: float = 600,
-    reporter: Reporter | None = None,
-    on_done: Callable[[Outcome], None] | None = None,
-) -> list[Outcome]:
-    reporter = reporter or NullReporter()
-    runnable, skipped = cases(matrix, host, family=family, engine=engine)
-    outcomes: list[Outcome] = list(skipped)
-    for outcome in skipped:
-        if on_done:
-            on_done(outcome)
-    if runnable:
-        from envman.lock.uv import find_uv
-
-        find_uv()  # once, before the threads (the lookup is not thread-safe in the uv package)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(run_case, matrix, host, c, timeout=timeout, reporter=reporter) for c in runnable]
-        for future in futures:
-            outcome = future.result()
-            outcomes.append(outcome)
-            if on_done:
-                on_done(outcome)
-    order = {c: i for i, c in enumerate(runnable)}
-    return sorted(outcomes, key=lambda o: (o.case.family, o.case.engine, o.case.version, order.get(o.case, -1)))
 
 
 # -- parity: the same greedy tokens from different engines -----------------------------
@@ -162,112 +188,18 @@ class Parity:
 
 
 def parity(outcomes: list[Outcome]) -> list[Parity]:
-    """Per family, whether every engine that passed gave the same greedy answer."""
+    """Per family, whether every engine that passed gave the same greedy answer (its newest passing version)."""
     found: list[Parity] = []
     for family in sorted({o.case.family for o in outcomes}):
-        passed = [o for o in outcomes if o.case.family == family and o.status == "pass" and o.answer is not None]
-        if len({o.case.engine for o in passed}) < 2:
+        newest: dict[str, Outcome] = {}
+        for o in outcomes:
+            if o.case.family == family and o.status == "pass" and o.answer is not None:
+                seen = newest.get(o.case.engine)
+                if seen is None or o.case.version > seen.case.version:
+                    newest[o.case.engine] = o
+        if len(newest) < 2:
             continue
+        passed = sorted(newest.values(), key=lambda o: o.case)
         answers = tuple((f"{o.case.engine} {o.case.version} ({o.case.variant})", o.answer or "") for o in passed)
         found.append(Parity(family, len({text for _, text in answers}) == 1, answers))
     return found
-
-
-# -- the report -------------------------------------------------------------------------
-
-
-def report_markdown(outcomes: list[Outcome], host: Host, when: dt.datetime) -> str:
-    passed = sum(o.status == "pass" for o in outcomes)
-    failed = sum(o.status == "fail" for o in outcomes)
-    skipped = sum(o.status == "skip" for o in outcomes)
-    lines = [
-        "# envman verify",
-        "",
-        f"{when.isoformat(timespec='seconds')} on {host.describe()} ({host.cpu.model or host.arch}): "
-        f"{passed} passed, {failed} failed, {skipped} skipped",
-        "",
-        "| family | engine | version | variant | result | seconds | detail |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for o in outcomes:
-        detail = o.detail.replace("|", "\\|").replace("\n", " ")
-        if o.evidence:
-            detail += f" ([evidence]({o.evidence}))"
-        c = o.case
-        seconds = f"{o.seconds:.1f}" if o.status != "skip" else ""
-        lines.append(f"| {c.family} | {c.engine} | {c.version} | {c.variant} | {o.status} | {seconds} | {detail} |")
-    same = parity(outcomes)
-    if same:
-        lines += ["", "## Parity (same prompt, greedy)", ""]
-        lines += [f"- {'same' if p.same else 'DIFFERENT'}: {p.describe()}" for p in same]
-    return "\n".join(lines) + "\n"
-
-
-def report_html(outcomes: list[Outcome], host: Host, when: dt.datetime) -> str:
-    colours = {"pass": "#d4f4d4", "fail": "#f8d0d0", "skip": "#eeeeee"}
-    rows = []
-    for o in outcomes:
-        c = o.case
-        evidence = f' <a href="file://{html.escape(o.evidence)}">evidence</a>' if o.evidence else ""
-        seconds = "" if o.status == "skip" else f"{o.seconds:.1f}"
-        cells = [c.family, c.engine, str(c.version), c.variant, o.status, seconds]
-        rows.append(
-            f'<tr style="background:{colours[o.status]}">'
-            + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
-            + f"<td>{html.escape(o.detail)}{evidence}</td></tr>"
-        )
-    head = (
-        "<tr>"
-        + "".join(f"<th>{h}</th>" for h in ("family", "engine", "version", "variant", "result", "seconds", "detail"))
-        + "</tr>"
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>envman verify</title></head><body>"
-        f"<h1>envman verify</h1><p>{html.escape(when.isoformat(timespec='seconds'))} on "
-        f"{html.escape(host.describe())}</p><table border='1' cellspacing='0' cellpadding='4'>{head}"
-        + "".join(rows)
-        + "</table></body></html>\n"
-    )
-
-
-def write_report(path: Path, outcomes: list[Outcome], host: Host, when: dt.datetime) -> Path:
-    text = (
-        report_html(outcomes, host, when)
-        if path.suffix.lower() in (".html", ".htm")
-        else report_markdown(outcomes, host, when)
-    )
-    return atomic_write(path, text)
-
-
-# -- recording passes into matrix.toml ------------------------------------------------------
-
-
-def record(matrix_path: Path, outcomes: list[Outcome], host: Host, when: dt.datetime) -> int:
-    """Write each pass as a `verified` entry of its family × engine (replacing an older one)."""
-    import tomlkit
-
-    passes = [o for o in outcomes if o.status == "pass"]
-    if not passes:
-        return 0
-    doc = tomlkit.parse(matrix_path.read_text(encoding="utf-8"))
-    hardware = f"{host.describe()}; {host.cpu.model}".strip("; ")
-    for o in passes:
-        c = o.case
-        support = doc["families"][c.family]["engines"][c.engine]
-        if "verified" not in support:
-            support["verified"] = tomlkit.aot()
-        entries = support["verified"]
-        keep = [e for e in entries if not (e["version"] == str(c.version) and e["variant"] == c.variant)]
-        entry = tomlkit.table()
-        entry["version"] = str(c.version)
-        entry["variant"] = c.variant
-        entry["date"] = when.date().isoformat()
-        entry["hardware"] = hardware
-        entry["evidence"] = f"envman verify: smoke of {c.model} passed ({Path(o.evidence or '').name})"
-        fresh = tomlkit.aot()
-        for e in keep:
-            fresh.append(e)
-        fresh.append(entry)
-        support["verified"] = fresh
-    atomic_write(matrix_path, tomlkit.dumps(doc))
-    return len(passes)

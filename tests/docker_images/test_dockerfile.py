@@ -120,11 +120,15 @@ def test_check_names_stale_missing_and_orphaned_files(cli: Cli, tmp_path: Path) 
     result = cli("dockerfile", "--check", env=env)
     assert result.returncode == 1
     out = tmp_path / "dockerfiles"
+    xllamacpp = sorted((p.name.split("-")[1] for p in COMMITTED.glob("xllamacpp-*-cpu.Dockerfile")), key=Version)
     assert result.stdout.splitlines() == [
         f"{out}/vllm-0.32.0-cuda.Dockerfile: missing: run "
         "`envman dockerfile --engine vllm --version 0.32.0 --variant cuda`",
-        f"{out}/xllamacpp-2026.10.11549-cpu.Dockerfile: stale: the matrix, lockfile or images.toml changed since; "
-        "run `envman dockerfile --engine xllamacpp --version 2026.10.11549 --variant cpu`",
+        *(
+            f"{out}/xllamacpp-{v}-cpu.Dockerfile: stale: the matrix, lockfile or images.toml changed since; "
+            f"run `envman dockerfile --engine xllamacpp --version {v} --variant cpu`"
+            for v in xllamacpp  # every known-good xllamacpp release's image names the homepage
+        ),
         f"{out}/vllm-0.1.0-cpu.Dockerfile: orphaned: no known-good combination of matrix.toml makes it; delete it",
     ]
     # writing them again makes --check pass (the orphan is the user's to delete)

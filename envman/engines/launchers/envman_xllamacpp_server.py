@@ -8,9 +8,16 @@ envman runs this module with the engine environment's interpreter
   from 0.1.12.
 - ``Server.handle_chat_completions``: ``(json_bytes, err_callback, ok_callback)`` up to 0.1.x;
   ``(dict, callback=None) -> dict`` from 0.2.0.
+- Early 0.1.x (seen in 0.1.0-0.1.3; 0.1.10 has both) have no ``handle_chat_completions``: their
+  ``handle_completions(json_bytes, err_callback, ok_callback)`` takes a chat body (``messages``,
+  rendered with the model's chat template) and answers a ``text_completion``
+  (``choices[].text``), which this module turns into a ``chat.completion``.
 - HTTP: ``Server(params)`` itself serves llama.cpp's OpenAI routes (``listening_address``) from
   0.2.7; older releases serve nothing, so this module serves /health, /v1/models and
   /v1/chat/completions itself with the standard library.
+- ``cpuparams.n_threads``: -1 by default; up to 0.1.x releases (seen in 0.1.0) pass it to
+  llama.cpp as is and abort in warm-up (``GGML_ASSERT(n_threads > 0) failed``); later ones
+  resolve -1 to the CPU count. Set to the CPU count here when it is below 1.
 - ``hostname`` (a string) up to 2026.4; ``hostnames`` (a list) later. ``model_alias``: a string
   up to 0.2.13, a set from 0.2.14.
 
@@ -54,6 +61,9 @@ def make_params(xlc: Any, args: argparse.Namespace) -> Any:
     else:  # xllamacpp >= 0.1.12: CommonParamsModel
         params.model.path = args.model
     params.n_ctx = args.ctx_size
+    for cpu in (getattr(params, "cpuparams", None), getattr(params, "cpuparams_batch", None)):
+        if cpu is not None and cpu.n_threads < 1:  # old 0.1.x: -1 reaches GGML_ASSERT(n_threads > 0)
+            cpu.n_threads = os.cpu_count() or 1
     if args.n_gpu_layers is not None:
         params.n_gpu_layers = args.n_gpu_layers
     # model_alias: str up to 0.2.13, set[str] from 0.2.14 (the name /v1/models reports)
@@ -75,8 +85,23 @@ def has_http(xlc: Any) -> bool:
 
 def uses_callbacks(server: Any) -> bool:
     """xllamacpp < 0.2: handlers take a JSON bytes body and two callbacks (error, ok)."""
-    code = getattr(server.handle_chat_completions, "__code__", None)
+    handler = getattr(server, "handle_chat_completions", None)
+    if handler is None:  # early 0.1.x: only handle_completions(prompt_json_str, res_error, res_ok)
+        return True
+    code = getattr(handler, "__code__", None)
     return code is not None and "res_ok" in code.co_varnames
+
+
+def as_chat(result: dict[str, Any]) -> dict[str, Any]:
+    """A ``text_completion`` answer (early 0.1.x) as the ``chat.completion`` it stands for."""
+    if result.get("object") != "text_completion":
+        return result
+    choices = [
+        {"index": c.get("index", i), "message": {"role": "assistant", "content": c.get("text", "")},
+         "logprobs": c.get("logprobs"), "finish_reason": c.get("finish_reason")}
+        for i, c in enumerate(result.get("choices", []))
+    ]  # fmt: skip
+    return {**result, "object": "chat.completion", "choices": choices}
 
 
 class Chat:
@@ -85,6 +110,8 @@ class Chat:
     def __init__(self, server: Any) -> None:
         self.server = server
         self.callbacks = uses_callbacks(server)
+        # early 0.1.x: the chat handler is named handle_completions and answers text_completion
+        self.handler = getattr(server, "handle_chat_completions", None) or server.handle_completions
 
     def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if self.callbacks:
@@ -96,10 +123,10 @@ class Chat:
             def error(data: bytes | str) -> None:
                 results["error"] = json.loads(data)
 
-            self.server.handle_chat_completions(json.dumps(body).encode(), error, ok)
+            self.handler(json.dumps(body).encode(), error, ok)
             if "error" in results:
                 return _error(results["error"])
-            return 200, results.get("ok", {})
+            return 200, as_chat(results.get("ok", {}))
         result: dict[str, Any] = self.server.handle_chat_completions(body)
         if "choices" not in result and "code" in result:
             return _error(result)
@@ -113,7 +140,7 @@ class Chat:
             return bool(emit(chunk))  # True asks xllamacpp >= 0.2.6 to stop generating
 
         if self.callbacks:
-            self.server.handle_chat_completions(json.dumps(body).encode(), each, each)
+            self.handler(json.dumps(body).encode(), each, each)
         else:
             self.server.handle_chat_completions(body, each)
 
