@@ -7,7 +7,7 @@ metadata, the transformations it applies), so both engines compute the same func
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,38 @@ if TYPE_CHECKING:
     from envman.synth.weights import F32, Weights
 
 SLIDING_WINDOW = 512  # gemma: local layers see this many tokens (llama.cpp reads it from the GGUF)
+GPT_OSS_WINDOW = 128  # gpt-oss: every other layer attends to this many tokens (its config's default)
+
+
+@dataclass(frozen=True)
+class Moe:
+    """Routed experts in place of the MLP, in every layer from ``dense_layers`` on.
+
+    ``layout`` is how the checkpoint names them: "qwen" (``mlp.gate``, ``mlp.experts.E.gate_proj``),
+    "mixtral" (``block_sparse_moe.gate``, ``experts.E.w1/w2/w3``), "deepseek" (qwen's, plus
+    ``mlp.shared_experts``), "gpt_oss" (``mlp.router`` with a bias, all experts in three fused
+    tensors with biases, gate and up interleaved).
+    """
+
+    layout: str
+    experts: int = 4
+    top_k: int = 2
+    shared: int = 0  # deepseek: always-on experts beside the routed ones
+    dense_layers: int = 0  # deepseek: first_k_dense_replace (the first layers keep a dense MLP)
+
+
+@dataclass(frozen=True)
+class Mla:
+    """DeepSeek's multi-head latent attention: keys and values from one low-rank latent per token.
+
+    The model's head_dim is the key's (nope + rope parts) and the value's. Queries go through a
+    low-rank latent too (q_lora, as in DeepSeek-V2): llama.cpp takes a model without one (V2-Lite)
+    only when it has V2-Lite's 27 layers ("key not found in model: deepseek2.attention.q_lora_rank").
+    """
+
+    q_lora_rank: int = 32
+    kv_lora_rank: int = 32
+    qk_rope_head_dim: int = 32
 
 
 @dataclass(frozen=True)
@@ -36,6 +68,12 @@ class Recipe:
     fused: bool = False  # phi3: qkv_proj and gate_up_proj
     gemma_norms: bool = False  # RMSNorm scales by (1 + w); llama.cpp's converter stores w + 1
     permute_qk: bool = False  # llama.cpp's llama arch uses interleaved RoPE; the converter permutes q/k rows
+    fused_gate_up: bool = False  # glm4: gate_up_proj (with separate q, k, v)
+    glm_norms: bool = False  # glm4: post_self_attn_layernorm and post_mlp_layernorm
+    o_bias: bool = False  # gpt-oss: o_proj has a bias
+    sinks: bool = False  # gpt-oss: one learned attention-sink logit per head
+    moe: Moe | None = None
+    mla: Mla | None = None
     pre_tokenizer: str = GPT2  # see envman.synth.vocab
     config: Mapping[str, Any] = field(default_factory=dict)  # extra config.json keys
 
@@ -52,13 +90,42 @@ class Recipe:
         if self.gguf_arch == "phi3":
             # convert_hf_to_gguf.py writes 0 when config.json has none ("distinguish Phi-4")
             return {"rope.scaling.original_context_length": model.max_context, "attention.sliding_window": 0}
-        return {}
+        out: dict[str, Any] = {}
+        if self.moe:
+            out |= {"expert_count": self.moe.experts, "expert_used_count": self.moe.top_k}
+            if self.gguf_arch != "llama":  # llama (Mixtral) sizes experts by feed_forward_length
+                out["expert_feed_forward_length"] = moe_intermediate_size(model)
+        if self.moe and self.moe.layout in ("mixtral", "gpt_oss"):
+            out["feed_forward_length"] = moe_intermediate_size(model)  # as config.json's intermediate_size
+        if self.gguf_arch == "glm4":
+            out["rope.dimension_count"] = int(model.head_dim * self.config["partial_rotary_factor"])
+        if self.gguf_arch == "gpt-oss":
+            out |= {
+                "attention.sliding_window": GPT_OSS_WINDOW,
+                "rope.scaling.type": "yarn",
+                "rope.scaling.factor": 32.0,
+                "rope.scaling.original_context_length": 4096,
+            }
+        if self.mla and self.moe:  # deepseek2
+            out |= {
+                "leading_dense_block_count": self.moe.dense_layers,
+                "expert_shared_count": self.moe.shared,
+                "expert_weights_scale": 1.0,
+                "expert_weights_norm": False,
+                "expert_gating_func": 1,  # softmax (llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX)
+                "attention.q_lora_rank": self.mla.q_lora_rank,
+                "attention.kv_lora_rank": self.mla.kv_lora_rank,
+                "rope.dimension_count": self.mla.qk_rope_head_dim,
+            }
+        return out
 
 
 _GEMMA = {
     "sliding_window": SLIDING_WINDOW,
     "attention_bias": False,
 }
+
+_MOE_QWEN3 = {"decoder_sparse_step": 1, "mlp_only_layers": [], "norm_topk_prob": True, "router_aux_loss_coef": 0.001}
 
 RECIPES: dict[str, Recipe] = {
     r.hf_architecture: r
@@ -89,6 +156,28 @@ RECIPES: dict[str, Recipe] = {
         Recipe("Phi3ForCausalLM", "phi3", "phi3", 10_000.0, 1e-5, fused=True,
                # llama.cpp disables Phi-3 sliding windows; none here, so both engines agree
                config={"sliding_window": None, "rope_scaling": None, "resid_pdrop": 0.0, "embd_pdrop": 0.0}),
+        Recipe("Qwen3MoeForCausalLM", "qwen3_moe", "qwen3moe", 1_000_000.0, 1e-6, qk_norm=True, pre_tokenizer=QWEN2,
+               moe=Moe("qwen"),
+               config={"attention_bias": False, "use_sliding_window": False, "sliding_window": None,
+                       "max_window_layers": 0, **_MOE_QWEN3}),
+        # Mixtral GGUFs are llama.cpp's "llama" architecture with expert tensors
+        Recipe("MixtralForCausalLM", "mixtral", "llama", 1_000_000.0, 1e-5, permute_qk=True, moe=Moe("mixtral"),
+               config={"sliding_window": None, "router_jitter_noise": 0.0, "router_aux_loss_coef": 0.001}),
+        # layer 0 dense, layer 1 routed + shared experts: both kinds of DeepSeek layer
+        Recipe("DeepseekV2ForCausalLM", "deepseek_v2", "deepseek2", 10_000.0, 1e-6,
+               moe=Moe("deepseek", shared=1, dense_layers=1), mla=Mla(),
+               config={"topk_method": "greedy", "n_group": 1, "topk_group": 1,
+                       "routed_scaling_factor": 1.0, "norm_topk_prob": False, "moe_layer_freq": 1,
+                       "attention_bias": False, "rope_scaling": None}),
+        Recipe("Glm4ForCausalLM", "glm4", "glm4", 10_000.0, 1e-5, qkv_bias=True, fused_gate_up=True, glm_norms=True,
+               config={"partial_rotary_factor": 0.5, "attention_bias": True}),
+        # gpt-oss: sliding and full attention layers alternate; YaRN RoPE as in the released config
+        Recipe("GptOssForCausalLM", "gpt_oss", "gpt-oss", 150_000.0, 1e-5, qkv_bias=True, o_bias=True, sinks=True,
+               moe=Moe("gpt_oss"),
+               config={"attention_bias": True, "sliding_window": GPT_OSS_WINDOW, "swiglu_limit": 7.0,
+                       "router_aux_loss_coef": 0.9,
+                       "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                                        "truncate": False, "original_max_position_embeddings": 4096}}),
     )
 }  # fmt: skip
 
@@ -105,6 +194,10 @@ def recipe_for(model: Model) -> Recipe:
 
 def intermediate_size(model: Model) -> int:
     return 2 * model.hidden_size
+
+
+def moe_intermediate_size(model: Model) -> int:
+    return model.hidden_size
 
 
 def hf_config(model: Model, recipe: Recipe, eos_ids: tuple[int, ...], bos: int, pad: int) -> dict[str, Any]:
@@ -139,11 +232,41 @@ def hf_config(model: Model, recipe: Recipe, eos_ids: tuple[int, ...], bos: int, 
         config["query_pre_attn_scalar"] = model.head_dim
     if recipe.model_type == "phi3":
         config["original_max_position_embeddings"] = model.max_context
+    if recipe.moe:
+        config |= _moe_config(model, recipe.moe)
+    if recipe.mla:
+        del config["head_dim"]  # DeepseekV2Config derives it from the rope part
+        config |= {
+            "q_lora_rank": recipe.mla.q_lora_rank,
+            "kv_lora_rank": recipe.mla.kv_lora_rank,
+            "qk_rope_head_dim": recipe.mla.qk_rope_head_dim,
+            "qk_nope_head_dim": model.head_dim - recipe.mla.qk_rope_head_dim,
+            "v_head_dim": model.head_dim,
+        }
+    if recipe.model_type == "gpt_oss":
+        config["layer_types"] = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(model.layers)]
+    return config
+
+
+def _moe_config(model: Model, moe: Moe) -> dict[str, Any]:
+    """The expert counts under the names each configuration class reads."""
+    count_key = {"qwen": "num_experts", "deepseek": "n_routed_experts"}.get(moe.layout, "num_local_experts")
+    config: dict[str, Any] = {count_key: moe.experts, "num_experts_per_tok": moe.top_k}
+    if moe.layout in ("qwen", "deepseek"):
+        config["moe_intermediate_size"] = moe_intermediate_size(model)
+    if moe.layout == "deepseek":
+        config |= {"n_shared_experts": moe.shared, "first_k_dense_replace": moe.dense_layers}
+    if moe.layout in ("mixtral", "gpt_oss"):  # experts as wide as the dense MLP would be
+        config["intermediate_size"] = moe_intermediate_size(model)
     return config
 
 
 def hf_tensors(model: Model, recipe: Recipe, weights: Weights) -> dict[str, F32]:
-    """Every tensor of the HF checkpoint, named as transformers names them, [out, in] layout."""
+    """Every tensor of the HF checkpoint, named as transformers names them, [out, in] layout.
+
+    Drawn in a fixed order (the order is part of the bytes): a new feature draws only where
+    its flag is set, so the families made before it keep their weights.
+    """
     hidden, inter, head = model.hidden_size, intermediate_size(model), model.head_dim
     q_rows, kv_rows = model.attention_heads * head, model.kv_heads * head
     norm_mean = 0.0 if recipe.gemma_norms else 1.0
@@ -154,35 +277,106 @@ def hf_tensors(model: Model, recipe: Recipe, weights: Weights) -> dict[str, F32]
     def linear(rows: int, cols: int) -> F32:
         return weights.uniform((rows, cols), std=0.02)
 
+    def bias(*shape: int) -> F32:
+        return weights.uniform(shape, std=0.02)
+
     out: dict[str, F32] = {"model.embed_tokens.weight": weights.uniform((model.vocab_size, hidden), std=0.02)}
     for i in range(model.layers):
         p = f"model.layers.{i}."
-        if recipe.fused:
+        if recipe.mla:
+            out |= _mla_tensors(model, recipe.mla, p + "self_attn.", linear, norm)
+        elif recipe.fused:
             out[p + "self_attn.qkv_proj.weight"] = linear(q_rows + 2 * kv_rows, hidden)
         else:
             out[p + "self_attn.q_proj.weight"] = linear(q_rows, hidden)
             out[p + "self_attn.k_proj.weight"] = linear(kv_rows, hidden)
             out[p + "self_attn.v_proj.weight"] = linear(kv_rows, hidden)
         if recipe.qkv_bias:
-            out[p + "self_attn.q_proj.bias"] = weights.uniform((q_rows,), std=0.02)
-            out[p + "self_attn.k_proj.bias"] = weights.uniform((kv_rows,), std=0.02)
-            out[p + "self_attn.v_proj.bias"] = weights.uniform((kv_rows,), std=0.02)
+            out[p + "self_attn.q_proj.bias"] = bias(q_rows)
+            out[p + "self_attn.k_proj.bias"] = bias(kv_rows)
+            out[p + "self_attn.v_proj.bias"] = bias(kv_rows)
         if recipe.qk_norm:
             out[p + "self_attn.q_norm.weight"] = norm(head)
             out[p + "self_attn.k_norm.weight"] = norm(head)
-        out[p + "self_attn.o_proj.weight"] = linear(hidden, q_rows)
-        if recipe.fused:
+        if not recipe.mla:
+            out[p + "self_attn.o_proj.weight"] = linear(hidden, q_rows)
+        if recipe.o_bias:
+            out[p + "self_attn.o_proj.bias"] = bias(hidden)
+        if recipe.sinks:
+            out[p + "self_attn.sinks"] = bias(model.attention_heads)
+        moe = recipe.moe
+        if moe and i >= moe.dense_layers:
+            out |= _moe_tensors(model, moe, p, linear, bias)
+        elif recipe.fused or recipe.fused_gate_up:
             out[p + "mlp.gate_up_proj.weight"] = linear(2 * inter, hidden)  # gate rows first
         else:
             out[p + "mlp.gate_proj.weight"] = linear(inter, hidden)
             out[p + "mlp.up_proj.weight"] = linear(inter, hidden)
-        out[p + "mlp.down_proj.weight"] = linear(hidden, inter)
+        if not (moe and i >= moe.dense_layers):
+            out[p + "mlp.down_proj.weight"] = linear(hidden, inter)
         out[p + "input_layernorm.weight"] = norm(hidden)
         out[p + "post_attention_layernorm.weight"] = norm(hidden)
         if recipe.sandwich_norms:
             out[p + "pre_feedforward_layernorm.weight"] = norm(hidden)
             out[p + "post_feedforward_layernorm.weight"] = norm(hidden)
+        if recipe.glm_norms:
+            out[p + "post_self_attn_layernorm.weight"] = norm(hidden)
+            out[p + "post_mlp_layernorm.weight"] = norm(hidden)
     out["model.norm.weight"] = norm(hidden)
     if not recipe.tied:
         out["lm_head.weight"] = weights.uniform((model.vocab_size, hidden), std=0.05)
     return out
+
+
+def _mla_tensors(
+    model: Model, mla: Mla, p: str, linear: Callable[[int, int], F32], norm: Callable[[int], F32]
+) -> dict[str, F32]:
+    """DeepseekV2Attention: q's latent, its norm, q_b; kv's latent (with the shared rope key), its norm, kv_b; o."""
+    heads, hidden, head = model.attention_heads, model.hidden_size, model.head_dim
+    nope = head - mla.qk_rope_head_dim
+    return {
+        p + "q_a_proj.weight": linear(mla.q_lora_rank, hidden),
+        p + "q_a_layernorm.weight": norm(mla.q_lora_rank),
+        p + "q_b_proj.weight": linear(heads * head, mla.q_lora_rank),
+        p + "kv_a_proj_with_mqa.weight": linear(mla.kv_lora_rank + mla.qk_rope_head_dim, hidden),
+        p + "kv_a_layernorm.weight": norm(mla.kv_lora_rank),
+        p + "kv_b_proj.weight": linear(heads * (nope + head), mla.kv_lora_rank),
+        p + "o_proj.weight": linear(hidden, heads * head),
+    }
+
+
+def _moe_tensors(
+    model: Model, moe: Moe, p: str, linear: Callable[[int, int], F32], bias: Callable[..., F32]
+) -> dict[str, F32]:
+    """The router and the experts of one layer, under the checkpoint's own names."""
+    hidden, inter = model.hidden_size, moe_intermediate_size(model)
+    out: dict[str, F32] = {}
+    if moe.layout == "gpt_oss":  # GptOssExperts: [experts, in, out] parameters, gate/up interleaved
+        out[p + "mlp.router.weight"] = linear(moe.experts, hidden)
+        out[p + "mlp.router.bias"] = bias(moe.experts)
+        stacked = [linear(hidden, 2 * inter) for _ in range(moe.experts)]
+        out[p + "mlp.experts.gate_up_proj"] = _stack(stacked)
+        out[p + "mlp.experts.gate_up_proj_bias"] = bias(moe.experts, 2 * inter)
+        out[p + "mlp.experts.down_proj"] = _stack([linear(inter, hidden) for _ in range(moe.experts)])
+        out[p + "mlp.experts.down_proj_bias"] = bias(moe.experts, hidden)
+        return out
+    block, names = ("block_sparse_moe.", ("w1", "w3", "w2")) if moe.layout == "mixtral" else ("mlp.", _GATE_UP_DOWN)
+    out[p + block + "gate.weight"] = linear(moe.experts, hidden)
+    for e in range(moe.experts):
+        gate, up, down = (f"{p}{block}experts.{e}.{n}.weight" for n in names)
+        out[gate], out[up], out[down] = linear(inter, hidden), linear(inter, hidden), linear(hidden, inter)
+    if moe.shared:  # DeepseekV2Moe: one MLP as wide as all shared experts together
+        wide = inter * moe.shared
+        gate, up, down = (f"{p}mlp.shared_experts.{n}.weight" for n in _GATE_UP_DOWN)
+        out[gate], out[up], out[down] = linear(wide, hidden), linear(wide, hidden), linear(hidden, wide)
+    return out
+
+
+_GATE_UP_DOWN = ("gate_proj", "up_proj", "down_proj")
+
+
+def _stack(parts: list[F32]) -> F32:
+    import numpy as np
+
+    stacked: F32 = np.stack(parts)
+    return stacked
