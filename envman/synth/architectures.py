@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from envman.errors import UsageError
+from envman.synth import vision
 from envman.synth.vocab import GPT2, QWEN2
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Recipe:
     sinks: bool = False  # gpt-oss: one learned attention-sink logit per head
     moe: Moe | None = None
     mla: Mla | None = None
+    text_model: str | None = None  # a vision-language model: the recipe of its text model (envman.synth.vision)
     pre_tokenizer: str = GPT2  # see envman.synth.vocab
     config: Mapping[str, Any] = field(default_factory=dict)  # extra config.json keys
 
@@ -153,6 +155,8 @@ RECIPES: dict[str, Recipe] = {
                # of 0 layers and crash (SIGSEGV); 6 layers run there.
                config={**_GEMMA, "rope_local_base_freq": 10_000.0, "sliding_window_pattern": 6,
                        "attn_logit_softcapping": None, "final_logit_softcapping": None, "rope_scaling": None}),
+        Recipe("Gemma3ForConditionalGeneration", "gemma3", "gemma3", 1_000_000.0, 1e-6, tied=True,
+               gemma_norms=True, text_model="Gemma3ForCausalLM"),
         Recipe("Phi3ForCausalLM", "phi3", "phi3", 10_000.0, 1e-5, fused=True,
                # llama.cpp disables Phi-3 sliding windows; none here, so both engines agree
                config={"sliding_window": None, "rope_scaling": None, "resid_pdrop": 0.0, "embd_pdrop": 0.0}),
@@ -200,8 +204,13 @@ def moe_intermediate_size(model: Model) -> int:
     return model.hidden_size
 
 
-def hf_config(model: Model, recipe: Recipe, eos_ids: tuple[int, ...], bos: int, pad: int) -> dict[str, Any]:
-    """config.json as transformers writes it for the architecture."""
+def hf_config(
+    model: Model, recipe: Recipe, eos_ids: tuple[int, ...], bos: int, pad: int, specials: Mapping[str, int]
+) -> dict[str, Any]:
+    """config.json as transformers writes it for the architecture (``specials``: token ids by text)."""
+    if recipe.text_model:
+        text = hf_config(model, RECIPES[recipe.text_model], eos_ids, bos, pad, specials)
+        return vision.config(text, dict(specials))
     key, act = recipe.activation
     config: dict[str, Any] = {
         "architectures": [recipe.hf_architecture],
@@ -267,6 +276,8 @@ def hf_tensors(model: Model, recipe: Recipe, weights: Weights) -> dict[str, F32]
     Drawn in a fixed order (the order is part of the bytes): a new feature draws only where
     its flag is set, so the families made before it keep their weights.
     """
+    if recipe.text_model:
+        return vision.tensors(model, weights, hf_tensors(model, RECIPES[recipe.text_model], weights))
     hidden, inter, head = model.hidden_size, intermediate_size(model), model.head_dim
     q_rows, kv_rows = model.attention_heads * head, model.kv_heads * head
     norm_mean = 0.0 if recipe.gemma_norms else 1.0

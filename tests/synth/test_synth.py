@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import json
 import os
 import re
 from pathlib import Path
@@ -181,7 +182,8 @@ def test_unknown_architecture_names_the_supported_ones(smoke: dict[str, Model], 
         synthesize(model, Format.PYTORCH, root=tmp_path)
     assert raised.value.message == "cannot synthesize smoke-olmo: architecture OlmoForCausalLM is not supported"
     assert raised.value.hint == (
-        "envman synthesizes DeepseekV2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Glm4ForCausalLM, "
+        "envman synthesizes DeepseekV2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+        "Gemma3ForConditionalGeneration, Glm4ForCausalLM, "
         "GptOssForCausalLM, LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, "
         "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM"
     )
@@ -341,3 +343,41 @@ def test_gpt_oss_gguf_splits_the_interleaved_gate_and_up(smoke: dict[str, Model]
     by_name = {t.name: t for t in GGUFReader(path).tensors}
     assert by_name["blk.0.ffn_up_exps.bias"].tensor_type.name == "F32"  # llama.cpp's CPU add takes F32 only
     assert by_name["blk.0.attn_sinks.weight"].tensor_type.name == "F32"
+
+
+def test_the_vision_language_model_is_the_text_model_beside_a_vision_tower(real_matrix: Matrix, tmp_path: Path) -> None:
+    model = real_matrix.models["smoke-gemma3-vision"]
+    hf = synthesize(model, Format.PYTORCH, root=tmp_path)
+    assert sorted(p.name for p in hf.parent.iterdir()) == ["hf"]  # no GGUF: llama.cpp would need an mmproj too
+    assert sorted(p.name for p in hf.iterdir()) == [
+        "config.json", "generation_config.json", "model.safetensors", "preprocessor_config.json",
+        "processor_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
+    ]  # fmt: skip
+    header = safetensors_file.read_header(hf / "model.safetensors")
+    header.pop("__metadata__")
+    text = {n.removeprefix("language_model.") for n in header if n.startswith("language_model.")}
+    assert text == {n for n in header_of(real_matrix, "smoke-gemma3", tmp_path)}  # the same tensors as smoke-gemma3
+    tower = {n: h["shape"] for n, h in header.items() if not n.startswith("language_model.")}
+    assert tower["vision_tower.vision_model.embeddings.patch_embedding.weight"] == [128, 3, 14, 14]
+    assert tower["vision_tower.vision_model.embeddings.position_embedding.weight"] == [4, 128]  # (28 / 14) ** 2
+    assert tower["multi_modal_projector.mm_input_projection_weight"] == [128, 128]
+    assert len(tower) == 3 + 16 + 2 + 2  # embeddings, one encoder layer, post_layernorm, projector
+
+    config = json.loads((hf / "config.json").read_text())
+    voc = vocab.build_vocab(1024, ("<start_of_image>", "<end_of_image>", "<image_soft_token>"))
+    assert (config["boi_token_index"], config["eoi_token_index"], config["image_token_index"]) == (6, 7, 8)
+    assert [voc.tokens[i] for i in (6, 7, 8)] == ["<start_of_image>", "<end_of_image>", "<image_soft_token>"]
+    assert config["text_config"]["model_type"] == "gemma3_text"
+    assert config["mm_tokens_per_image"] == 4
+    tokenizer = json.loads((hf / "tokenizer.json").read_text())
+    assert tokenizer["model"]["vocab"]["<image_soft_token>"] == 8
+    assert [t["content"] for t in tokenizer["added_tokens"]][6:9] == list(voc.tokens[6:9])
+
+    with pytest.raises(UsageError, match="cannot synthesize smoke-gemma3-vision as gguf: it has no gguf artifact"):
+        synthesize(model, Format.GGUF, root=tmp_path)
+
+
+def header_of(matrix: Matrix, name: str, root: Path) -> set[str]:
+    hf = synthesize(matrix.models[name], Format.PYTORCH, root=root)
+    names = set(safetensors_file.read_header(hf / "model.safetensors"))
+    return names - {"__metadata__"}
