@@ -172,7 +172,11 @@ RECIPES: dict[str, Recipe] = {
                moe=Moe("deepseek", shared=1, dense_layers=1), mla=Mla(),
                config={"topk_method": "greedy", "n_group": 1, "topk_group": 1,
                        "routed_scaling_factor": 1.0, "norm_topk_prob": False, "moe_layer_freq": 1,
-                       "attention_bias": False, "rope_scaling": None}),
+                       "attention_bias": False,
+                       # mlx-lm's deepseek_v2 reads rope_scaling["factor"] (always YaRN); factor 1 is plain RoPE,
+                       # as llama.cpp and transformers run it without scaling keys
+                       "rope_scaling": {"type": "yarn", "factor": 1.0, "original_max_position_embeddings": 4096,
+                                        "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 0.0}}),
         Recipe("Glm4ForCausalLM", "glm4", "glm4", 10_000.0, 1e-5, qkv_bias=True, fused_gate_up=True, glm_norms=True,
                config={"partial_rotary_factor": 0.5, "attention_bias": True}),
         # gpt-oss: sliding and full attention layers alternate; YaRN RoPE as in the released config
