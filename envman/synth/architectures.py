@@ -28,7 +28,8 @@ class Moe:
     """Routed experts in place of the MLP, in every layer from ``dense_layers`` on.
 
     ``layout`` is how the checkpoint names them: "qwen" (``mlp.gate``, ``mlp.experts.E.gate_proj``),
-    "mixtral" (``block_sparse_moe.gate``, ``experts.E.w1/w2/w3``), "deepseek" (qwen's, plus
+    "mixtral" (``block_sparse_moe.gate``, ``experts.E.w1/w2/w3``), "qwen2" (qwen's, plus one
+    ``mlp.shared_expert`` behind a sigmoid ``shared_expert_gate``), "deepseek" (qwen's, plus
     ``mlp.shared_experts``), "gpt_oss" (``mlp.router`` with a bias, all experts in three fused
     tensors with biases, gate and up interleaved).
     """
@@ -97,6 +98,8 @@ class Recipe:
             out |= {"expert_count": self.moe.experts, "expert_used_count": self.moe.top_k}
             if self.gguf_arch != "llama":  # llama (Mixtral) sizes experts by feed_forward_length
                 out["expert_feed_forward_length"] = moe_intermediate_size(model)
+            if self.moe.layout == "qwen2":
+                out["expert_shared_feed_forward_length"] = moe_intermediate_size(model)
         if self.moe and self.moe.layout in ("mixtral", "gpt_oss"):
             out["feed_forward_length"] = moe_intermediate_size(model)  # as config.json's intermediate_size
         if self.gguf_arch == "glm4":
@@ -160,6 +163,13 @@ RECIPES: dict[str, Recipe] = {
         Recipe("Phi3ForCausalLM", "phi3", "phi3", 10_000.0, 1e-5, fused=True,
                # llama.cpp disables Phi-3 sliding windows; none here, so both engines agree
                config={"sliding_window": None, "rope_scaling": None, "resid_pdrop": 0.0, "embd_pdrop": 0.0}),
+        Recipe("Qwen2MoeForCausalLM", "qwen2_moe", "qwen2moe", 1_000_000.0, 1e-6, qkv_bias=True, pre_tokenizer=QWEN2,
+               moe=Moe("qwen2"),
+               config={"use_sliding_window": False, "sliding_window": None, "max_window_layers": 0, "qkv_bias": True,
+                       **_MOE_QWEN3, "norm_topk_prob": False}),
+        Recipe("GemmaForCausalLM", "gemma", "gemma", 10_000.0, 1e-6, tied=True, gemma_norms=True,
+               activation=("hidden_activation", "gelu_pytorch_tanh"),
+               config={"hidden_act": "gelu_pytorch_tanh", "attention_bias": False, "rope_scaling": None}),
         Recipe("Qwen3MoeForCausalLM", "qwen3_moe", "qwen3moe", 1_000_000.0, 1e-6, qk_norm=True, pre_tokenizer=QWEN2,
                moe=Moe("qwen"),
                config={"attention_bias": False, "use_sliding_window": False, "sliding_window": None,
@@ -263,10 +273,14 @@ def hf_config(
 
 def _moe_config(model: Model, moe: Moe) -> dict[str, Any]:
     """The expert counts under the names each configuration class reads."""
-    count_key = {"qwen": "num_experts", "deepseek": "n_routed_experts"}.get(moe.layout, "num_local_experts")
+    count_key = {"qwen": "num_experts", "qwen2": "num_experts", "deepseek": "n_routed_experts"}.get(
+        moe.layout, "num_local_experts"
+    )
     config: dict[str, Any] = {count_key: moe.experts, "num_experts_per_tok": moe.top_k}
-    if moe.layout in ("qwen", "deepseek"):
+    if moe.layout in ("qwen", "qwen2", "deepseek"):
         config["moe_intermediate_size"] = moe_intermediate_size(model)
+    if moe.layout == "qwen2":
+        config["shared_expert_intermediate_size"] = moe_intermediate_size(model)
     if moe.layout == "deepseek":
         config |= {"n_shared_experts": moe.shared, "first_k_dense_replace": moe.dense_layers}
     if moe.layout in ("mixtral", "gpt_oss"):  # experts as wide as the dense MLP would be
@@ -380,6 +394,10 @@ def _moe_tensors(
     for e in range(moe.experts):
         gate, up, down = (f"{p}{block}experts.{e}.{n}.weight" for n in names)
         out[gate], out[up], out[down] = linear(inter, hidden), linear(inter, hidden), linear(hidden, inter)
+    if moe.layout == "qwen2":  # Qwen2MoeSparseMoeBlock: one shared expert, gated per token
+        gate, up, down = (f"{p}mlp.shared_expert.{n}.weight" for n in _GATE_UP_DOWN)
+        out[gate], out[up], out[down] = linear(inter, hidden), linear(inter, hidden), linear(hidden, inter)
+        out[p + "mlp.shared_expert_gate.weight"] = linear(1, hidden)
     if moe.shared:  # DeepseekV2Moe: one MLP as wide as all shared experts together
         wide = inter * moe.shared
         gate, up, down = (f"{p}mlp.shared_experts.{n}.weight" for n in _GATE_UP_DOWN)

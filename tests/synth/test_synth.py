@@ -20,10 +20,11 @@ from envman.synth import SUPPORTED_ARCHITECTURES, cache, gguf_file, safetensors_
 
 FAMILIES = ["gemma2", "gemma3", "llama", "mistral", "phi3", "qwen2", "qwen3"]
 # MoE, MLA and the other architectures added for `envman verify` (issue 13)
-MORE_FAMILIES = ["deepseek_v2", "glm4", "gpt_oss", "mixtral", "qwen3moe"]
+MORE_FAMILIES = ["deepseek_v2", "gemma", "glm4", "gpt_oss", "mixtral", "qwen2_moe", "qwen3moe"]
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma2": "gemma2",
              "gemma3": "gemma3", "phi3": "phi3", "qwen3moe": "qwen3moe", "mixtral": "llama",
-             "deepseek_v2": "deepseek2", "glm4": "glm4", "gpt_oss": "gpt-oss"}  # fmt: skip
+             "deepseek_v2": "deepseek2", "glm4": "glm4", "gpt_oss": "gpt-oss", "qwen2_moe": "qwen2moe",
+             "gemma": "gemma"}  # fmt: skip
 
 # Per-layer tensors of the smoke shape (hidden 128, 2 heads, 1 KV head, head_dim 64, MLP 256).
 ATTN = {"self_attn.q_proj.weight": [128, 128], "self_attn.k_proj.weight": [64, 128],
@@ -54,7 +55,11 @@ GPT_OSS = {"self_attn.o_proj.bias": [128], "self_attn.sinks": [2], "mlp.router.w
            "mlp.router.bias": [EXPERTS], "mlp.experts.gate_up_proj": [EXPERTS, 128, 256],
            "mlp.experts.gate_up_proj_bias": [EXPERTS, 256], "mlp.experts.down_proj": [EXPERTS, 128, 128],
            "mlp.experts.down_proj_bias": [EXPERTS, 128]}  # fmt: skip
+QWEN2_SHARED = {f"mlp.shared_expert.{n}.weight": [128, 128] for n in ("gate_proj", "up_proj", "down_proj")}
+QWEN2_SHARED["mlp.shared_expert_gate.weight"] = [1, 128]
 LAYER = {
+    "gemma": ATTN | MLP | NORMS,
+    "qwen2_moe": ATTN | BIAS | QWEN_MOE | QWEN2_SHARED | NORMS,
     "qwen3moe": ATTN | QK_NORM | QWEN_MOE | NORMS,
     "mixtral": ATTN | MIXTRAL_MOE | NORMS,
     "deepseek_v2": MLA | QWEN_MOE | SHARED | NORMS,  # layer 0 has the dense MLP instead (DEEPSEEK_DENSE)
@@ -69,10 +74,11 @@ LAYER = {
     "phi3": PHI3 | NORMS,
 }
 DEEPSEEK_DENSE = MLA | MLP | NORMS
-TIED = {"gemma2", "gemma3"}
+TIED = {"gemma", "gemma2", "gemma3"}
 # GGUF tensors fewer than HF ones: per-expert tensors stacked (3 x (experts - 1) per MoE layer); gpt-oss
 # splits its fused gate_up weight and bias into gate and up (one more each per layer)
-STACKED = {"qwen3moe": 2 * 3 * (EXPERTS - 1), "mixtral": 2 * 3 * (EXPERTS - 1), "deepseek_v2": 3 * (EXPERTS - 1),
+STACKED = {"qwen3moe": 2 * 3 * (EXPERTS - 1), "qwen2_moe": 2 * 3 * (EXPERTS - 1), "mixtral": 2 * 3 * (EXPERTS - 1),
+           "deepseek_v2": 3 * (EXPERTS - 1),
            "gpt_oss": -2 * 2}  # fmt: skip
 
 # model.safetensors of smoke-gemma3 at SYNTH_VERSION 1. If this changes on purpose, bump
@@ -183,9 +189,9 @@ def test_unknown_architecture_names_the_supported_ones(smoke: dict[str, Model], 
     assert raised.value.message == "cannot synthesize smoke-olmo: architecture OlmoForCausalLM is not supported"
     assert raised.value.hint == (
         "envman synthesizes DeepseekV2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
-        "Gemma3ForConditionalGeneration, Glm4ForCausalLM, "
+        "Gemma3ForConditionalGeneration, GemmaForCausalLM, Glm4ForCausalLM, "
         "GptOssForCausalLM, LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, "
-        "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM"
+        "Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM"
     )
     assert raised.value.exit_code == 2
     assert not (tmp_path / "models").exists()
@@ -209,7 +215,7 @@ SPLIT = {
         r"| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
     ),
 }
-PRE = {"qwen2": vocab.QWEN2, "qwen3": vocab.QWEN2, "qwen3moe": vocab.QWEN2}  # the others split as GPT-2
+PRE = dict.fromkeys(("qwen2", "qwen3", "qwen3moe", "qwen2_moe"), vocab.QWEN2)  # the others split as GPT-2
 
 
 def bpe_encode(voc: vocab.Vocab, text: str, pre: str = vocab.GPT2) -> list[int]:
@@ -321,6 +327,7 @@ def gguf_array(path: Path, name: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("family", "expert"), [("qwen3moe", "mlp.experts.{e}.up_proj"),
+                                                ("qwen2_moe", "mlp.experts.{e}.up_proj"),
                                                 ("mixtral", "block_sparse_moe.experts.{e}.w3"),
                                                 ("deepseek_v2", "mlp.experts.{e}.up_proj")])  # fmt: skip
 def test_gguf_stacks_the_experts_in_order(family: str, expert: str, smoke: dict[str, Model], tmp_path: Path) -> None:
