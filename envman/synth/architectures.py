@@ -73,6 +73,7 @@ class Recipe:
     fused_gate_up: bool = False  # glm4: gate_up_proj (with separate q, k, v)
     glm_norms: bool = False  # glm4: post_self_attn_layernorm and post_mlp_layernorm
     o_bias: bool = False  # gpt-oss: o_proj has a bias
+    parallel: bool = False  # cohere: attention and MLP read the same input_layernorm (no post_attention_layernorm)
     sinks: bool = False  # gpt-oss: one learned attention-sink logit per head
     moe: Moe | None = None
     mla: Mla | None = None
@@ -102,6 +103,8 @@ class Recipe:
                 out["expert_shared_feed_forward_length"] = moe_intermediate_size(model)
         if self.moe and self.moe.layout in ("mixtral", "gpt_oss"):
             out["feed_forward_length"] = moe_intermediate_size(model)  # as config.json's intermediate_size
+        if self.gguf_arch == "command-r":  # CohereLayerNorm: a LayerNorm without bias
+            out |= {"attention.layer_norm_epsilon": self.rms_norm_eps, "logit_scale": self.config["logit_scale"]}
         if self.gguf_arch == "glm4":
             out["rope.dimension_count"] = int(model.head_dim * self.config["partial_rotary_factor"])
         if self.gguf_arch == "gpt-oss":
@@ -170,6 +173,8 @@ RECIPES: dict[str, Recipe] = {
         Recipe("GemmaForCausalLM", "gemma", "gemma", 10_000.0, 1e-6, tied=True, gemma_norms=True,
                activation=("hidden_activation", "gelu_pytorch_tanh"),
                config={"hidden_act": "gelu_pytorch_tanh", "attention_bias": False, "rope_scaling": None}),
+        Recipe("CohereForCausalLM", "cohere", "command-r", 10_000.0, 1e-5, tied=True, parallel=True,
+               config={"layer_norm_eps": 1e-5, "logit_scale": 0.0625, "use_qk_norm": False, "attention_bias": False}),
         Recipe("Qwen3MoeForCausalLM", "qwen3_moe", "qwen3moe", 1_000_000.0, 1e-6, qk_norm=True, pre_tokenizer=QWEN2,
                moe=Moe("qwen"),
                config={"attention_bias": False, "use_sliding_window": False, "sliding_window": None,
@@ -344,7 +349,8 @@ def hf_tensors(model: Model, recipe: Recipe, weights: Weights) -> dict[str, F32]
         if not (moe and i >= moe.dense_layers):
             out[p + "mlp.down_proj.weight"] = linear(hidden, inter)
         out[p + "input_layernorm.weight"] = norm(hidden)
-        out[p + "post_attention_layernorm.weight"] = norm(hidden)
+        if not recipe.parallel:
+            out[p + "post_attention_layernorm.weight"] = norm(hidden)
         if recipe.sandwich_norms:
             out[p + "pre_feedforward_layernorm.weight"] = norm(hidden)
             out[p + "post_feedforward_layernorm.weight"] = norm(hidden)

@@ -20,11 +20,11 @@ from envman.synth import SUPPORTED_ARCHITECTURES, cache, gguf_file, safetensors_
 
 FAMILIES = ["gemma2", "gemma3", "llama", "mistral", "phi3", "qwen2", "qwen3"]
 # MoE, MLA and the other architectures added for `envman verify` (issue 13)
-MORE_FAMILIES = ["deepseek_v2", "gemma", "glm4", "gpt_oss", "mixtral", "qwen2_moe", "qwen3moe"]
+MORE_FAMILIES = ["cohere", "deepseek_v2", "gemma", "glm4", "gpt_oss", "mixtral", "qwen2_moe", "qwen3moe"]
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma2": "gemma2",
              "gemma3": "gemma3", "phi3": "phi3", "qwen3moe": "qwen3moe", "mixtral": "llama",
              "deepseek_v2": "deepseek2", "glm4": "glm4", "gpt_oss": "gpt-oss", "qwen2_moe": "qwen2moe",
-             "gemma": "gemma"}  # fmt: skip
+             "gemma": "gemma", "cohere": "command-r"}  # fmt: skip
 
 # Per-layer tensors of the smoke shape (hidden 128, 2 heads, 1 KV head, head_dim 64, MLP 256).
 ATTN = {"self_attn.q_proj.weight": [128, 128], "self_attn.k_proj.weight": [64, 128],
@@ -58,6 +58,7 @@ GPT_OSS = {"self_attn.o_proj.bias": [128], "self_attn.sinks": [2], "mlp.router.w
 QWEN2_SHARED = {f"mlp.shared_expert.{n}.weight": [128, 128] for n in ("gate_proj", "up_proj", "down_proj")}
 QWEN2_SHARED["mlp.shared_expert_gate.weight"] = [1, 128]
 LAYER = {
+    "cohere": ATTN | MLP | {"input_layernorm.weight": [128]},  # attention and MLP in parallel, one norm
     "gemma": ATTN | MLP | NORMS,
     "qwen2_moe": ATTN | BIAS | QWEN_MOE | QWEN2_SHARED | NORMS,
     "qwen3moe": ATTN | QK_NORM | QWEN_MOE | NORMS,
@@ -74,7 +75,8 @@ LAYER = {
     "phi3": PHI3 | NORMS,
 }
 DEEPSEEK_DENSE = MLA | MLP | NORMS
-TIED = {"gemma", "gemma2", "gemma3"}
+GEMMA_NORMS = {"gemma", "gemma2", "gemma3"}
+TIED = GEMMA_NORMS | {"cohere"}
 # GGUF tensors fewer than HF ones: per-expert tensors stacked (3 x (experts - 1) per MoE layer); gpt-oss
 # splits its fused gate_up weight and bias into gate and up (one more each per layer)
 STACKED = {"qwen3moe": 2 * 3 * (EXPERTS - 1), "qwen2_moe": 2 * 3 * (EXPERTS - 1), "mixtral": 2 * 3 * (EXPERTS - 1),
@@ -188,7 +190,7 @@ def test_unknown_architecture_names_the_supported_ones(smoke: dict[str, Model], 
         synthesize(model, Format.PYTORCH, root=tmp_path)
     assert raised.value.message == "cannot synthesize smoke-olmo: architecture OlmoForCausalLM is not supported"
     assert raised.value.hint == (
-        "envman synthesizes DeepseekV2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+        "envman synthesizes CohereForCausalLM, DeepseekV2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
         "Gemma3ForConditionalGeneration, GemmaForCausalLM, Glm4ForCausalLM, "
         "GptOssForCausalLM, LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, "
         "Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM"
@@ -313,7 +315,7 @@ def test_gguf_holds_the_same_weights(family: str, smoke: dict[str, Model], tmp_p
     assert np.array_equal(np.asarray(embd.data, dtype=np.float32), hf["model.embed_tokens.weight"])
     norm = by_name["output_norm.weight"]
     assert norm.tensor_type.name == "F32"
-    shift = 1.0 if family in TIED else 0.0  # gemma: llama.cpp multiplies by (1 + w) as stored
+    shift = 1.0 if family in GEMMA_NORMS else 0.0  # gemma: llama.cpp multiplies by (1 + w) as stored
     assert np.array_equal(np.asarray(norm.data), hf["model.norm.weight"] + shift)
     if family in ("llama", "mistral"):  # q rows permuted for llama.cpp's interleaved RoPE
         q = hf["model.layers.1.self_attn.q_proj.weight"]
