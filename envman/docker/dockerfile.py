@@ -40,7 +40,7 @@ from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile
 from envman.matrix import combinations
 from envman.matrix.combinations import Combination
-from envman.matrix.schema import Accelerator, Engine, Format, Matrix, Model, Variant
+from envman.matrix.schema import Accelerator, Engine, Format, Matrix, Modality, Model, Variant
 from envman.plan.planner import Planner
 from envman.plan.request import PlanRequest
 
@@ -190,10 +190,10 @@ class Target:
 
 
 def smoke_model(matrix: Matrix, combination: Combination) -> Model:
-    """The first smoke model in catalog order whose family has this combination as known good."""
-    for model in matrix.models.values():
-        if not model.smoke:
-            continue
+    """The first smoke model in catalog order whose family has this combination as known good
+    (text-only ones first: a vision-language smoke model has no GGUF form for llama.cpp images)."""
+    smoke_models = [m for m in matrix.models.values() if m.smoke]
+    for model in sorted(smoke_models, key=lambda m: Modality.IMAGE in m.modalities):
         found = combinations.known_good(
             matrix,
             families=[model.family],

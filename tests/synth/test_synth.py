@@ -393,3 +393,17 @@ def header_of(matrix: Matrix, name: str, root: Path) -> set[str]:
     hf = synthesize(matrix.models[name], Format.PYTORCH, root=root)
     names = set(safetensors_file.read_header(hf / "model.safetensors"))
     return names - {"__metadata__"}
+
+
+def test_images_and_ci_keep_a_text_smoke_model_though_the_vision_one_comes_first(real_matrix: Matrix) -> None:
+    """smoke-gemma3-vision is listed before smoke-gemma3 (so that verify keeps smoke-gemma3), and it has
+    no GGUF: a llama.cpp image smoked with it could not start. Before the fix the Dockerfiles took it."""
+    from packaging.version import Version
+
+    from envman.docker.dockerfile import smoke_model
+    from envman.matrix.combinations import Combination
+
+    names = [m.name for m in real_matrix.models.values() if m.smoke]
+    assert names.index("smoke-gemma3-vision") < names.index("smoke-gemma3")
+    for engine, version in [("llama-cpp-python", "0.3.8"), ("xllamacpp", "2026.10.11549"), ("mlx-lm", "0.32.2")]:
+        assert smoke_model(real_matrix, Combination(engine, Version(version), "cpu")).name == "smoke-gemma3"
