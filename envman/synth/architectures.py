@@ -39,6 +39,7 @@ class Moe:
     top_k: int = 2
     shared: int = 0  # deepseek: always-on experts beside the routed ones
     dense_layers: int = 0  # deepseek: first_k_dense_replace (the first layers keep a dense MLP)
+    sigmoid: bool = False  # deepseek_v3: sigmoid scores plus a per-expert e_score_correction_bias, renormalized
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,9 @@ class Recipe:
                 "leading_dense_block_count": self.moe.dense_layers,
                 "expert_shared_count": self.moe.shared,
                 "expert_weights_scale": 1.0,
-                "expert_weights_norm": False,
-                "expert_gating_func": 1,  # softmax (llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX)
+                "expert_weights_norm": self.moe.sigmoid,
+                # llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE: 1 softmax, 2 sigmoid
+                "expert_gating_func": 2 if self.moe.sigmoid else 1,
                 "attention.q_lora_rank": self.mla.q_lora_rank,
                 "attention.kv_lora_rank": self.mla.kv_lora_rank,
                 "rope.dimension_count": self.mla.qk_rope_head_dim,
@@ -190,6 +192,13 @@ RECIPES: dict[str, Recipe] = {
                        "attention_bias": False,
                        # mlx-lm's deepseek_v2 reads rope_scaling["factor"] (always YaRN); factor 1 is plain RoPE,
                        # as llama.cpp and transformers run it without scaling keys
+                       "rope_scaling": {"type": "yarn", "factor": 1.0, "original_max_position_embeddings": 4096,
+                                        "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 0.0}}),
+        Recipe("DeepseekV3ForCausalLM", "deepseek_v3", "deepseek2", 10_000.0, 1e-6,
+               moe=Moe("deepseek", shared=1, dense_layers=1, sigmoid=True), mla=Mla(),
+               config={"topk_method": "noaux_tc", "scoring_func": "sigmoid", "n_group": 1, "topk_group": 1,
+                       "routed_scaling_factor": 1.0, "norm_topk_prob": True, "moe_layer_freq": 1,
+                       "attention_bias": False, "num_nextn_predict_layers": 0,
                        "rope_scaling": {"type": "yarn", "factor": 1.0, "original_max_position_embeddings": 4096,
                                         "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 0.0}}),
         Recipe("Glm4ForCausalLM", "glm4", "glm4", 10_000.0, 1e-5, qkv_bias=True, fused_gate_up=True, glm_norms=True,
@@ -397,6 +406,8 @@ def _moe_tensors(
         return out
     block, names = ("block_sparse_moe.", ("w1", "w3", "w2")) if moe.layout == "mixtral" else ("mlp.", _GATE_UP_DOWN)
     out[p + block + "gate.weight"] = linear(moe.experts, hidden)
+    if moe.sigmoid:
+        out[p + "mlp.gate.e_score_correction_bias"] = bias(moe.experts)
     for e in range(moe.experts):
         gate, up, down = (f"{p}{block}experts.{e}.{n}.weight" for n in names)
         out[gate], out[up], out[down] = linear(inter, hidden), linear(inter, hidden), linear(hidden, inter)

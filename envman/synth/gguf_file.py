@@ -73,6 +73,8 @@ def _merged(recipe: Recipe, hf: Mapping[str, F32]) -> dict[str, F32]:
             out[hf_name.removesuffix("_bias") + ".bias"] = data
         elif hf_name.endswith("self_attn.sinks"):
             out[hf_name + ".weight"] = data
+        elif hf_name.endswith("mlp.gate.e_score_correction_bias"):  # the gguf map knows it as "...correction.bias"
+            out[hf_name.removesuffix("_bias") + ".bias"] = data
         else:
             out[hf_name] = data
     for name, parts in experts.items():

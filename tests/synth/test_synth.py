@@ -20,11 +20,11 @@ from envman.synth import SUPPORTED_ARCHITECTURES, cache, gguf_file, safetensors_
 
 FAMILIES = ["gemma2", "gemma3", "llama", "mistral", "phi3", "qwen2", "qwen3"]
 # MoE, MLA and the other architectures added for `envman verify` (issue 13)
-MORE_FAMILIES = ["cohere", "deepseek_v2", "gemma", "glm4", "gpt_oss", "mixtral", "qwen2_moe", "qwen3moe"]
+MORE_FAMILIES = ["cohere", "deepseek_v2", "deepseek_v3", "gemma", "glm4", "gpt_oss", "mixtral", "qwen2_moe", "qwen3moe"]
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma2": "gemma2",
              "gemma3": "gemma3", "phi3": "phi3", "qwen3moe": "qwen3moe", "mixtral": "llama",
              "deepseek_v2": "deepseek2", "glm4": "glm4", "gpt_oss": "gpt-oss", "qwen2_moe": "qwen2moe",
-             "gemma": "gemma", "cohere": "command-r"}  # fmt: skip
+             "gemma": "gemma", "cohere": "command-r", "deepseek_v3": "deepseek2"}  # fmt: skip
 
 # Per-layer tensors of the smoke shape (hidden 128, 2 heads, 1 KV head, head_dim 64, MLP 256).
 ATTN = {"self_attn.q_proj.weight": [128, 128], "self_attn.k_proj.weight": [64, 128],
@@ -64,6 +64,7 @@ LAYER = {
     "qwen3moe": ATTN | QK_NORM | QWEN_MOE | NORMS,
     "mixtral": ATTN | MIXTRAL_MOE | NORMS,
     "deepseek_v2": MLA | QWEN_MOE | SHARED | NORMS,  # layer 0 has the dense MLP instead (DEEPSEEK_DENSE)
+    "deepseek_v3": MLA | QWEN_MOE | SHARED | NORMS | {"mlp.gate.e_score_correction_bias": [EXPERTS]},
     "glm4": ATTN | BIAS | GLM4 | NORMS,
     "gpt_oss": ATTN | BIAS | GPT_OSS | NORMS,
     "llama": ATTN | MLP | NORMS,
@@ -80,7 +81,7 @@ TIED = GEMMA_NORMS | {"cohere"}
 # GGUF tensors fewer than HF ones: per-expert tensors stacked (3 x (experts - 1) per MoE layer); gpt-oss
 # splits its fused gate_up weight and bias into gate and up (one more each per layer)
 STACKED = {"qwen3moe": 2 * 3 * (EXPERTS - 1), "qwen2_moe": 2 * 3 * (EXPERTS - 1), "mixtral": 2 * 3 * (EXPERTS - 1),
-           "deepseek_v2": 3 * (EXPERTS - 1),
+           "deepseek_v2": 3 * (EXPERTS - 1), "deepseek_v3": 3 * (EXPERTS - 1),
            "gpt_oss": -2 * 2}  # fmt: skip
 
 # model.safetensors of smoke-gemma3 at SYNTH_VERSION 1. If this changes on purpose, bump
@@ -193,7 +194,8 @@ def test_unknown_architecture_names_the_supported_ones(smoke: dict[str, Model], 
         synthesize(model, Format.PYTORCH, root=tmp_path)
     assert raised.value.message == "cannot synthesize smoke-olmo: architecture OlmoForCausalLM is not supported"
     assert raised.value.hint == (
-        "envman synthesizes CohereForCausalLM, DeepseekV2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+        "envman synthesizes CohereForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, Gemma2ForCausalLM, "
+        "Gemma3ForCausalLM, "
         "Gemma3ForConditionalGeneration, GemmaForCausalLM, Glm4ForCausalLM, "
         "GptOssForCausalLM, LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, "
         "Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM"
@@ -285,7 +287,7 @@ def test_safetensors_names_and_shapes(family: str, smoke: dict[str, Model], tmp_
     if family not in TIED:
         expected["lm_head.weight"] = [1024, 128]
     for i in range(smoke[family].layers):
-        layer = DEEPSEEK_DENSE if (family, i) == ("deepseek_v2", 0) else LAYER[family]
+        layer = DEEPSEEK_DENSE if family.startswith("deepseek") and i == 0 else LAYER[family]
         expected |= {f"model.layers.{i}.{name}": shape for name, shape in layer.items()}
     assert {name: h["shape"] for name, h in header.items()} == expected
     assert {h["dtype"] for h in header.values()} == {"BF16"}
@@ -334,7 +336,8 @@ def gguf_array(path: Path, name: str) -> np.ndarray:
 @pytest.mark.parametrize(("family", "expert"), [("qwen3moe", "mlp.experts.{e}.up_proj"),
                                                 ("qwen2_moe", "mlp.experts.{e}.up_proj"),
                                                 ("mixtral", "block_sparse_moe.experts.{e}.w3"),
-                                                ("deepseek_v2", "mlp.experts.{e}.up_proj")])  # fmt: skip
+                                                ("deepseek_v2", "mlp.experts.{e}.up_proj"),
+                                                ("deepseek_v3", "mlp.experts.{e}.up_proj")])  # fmt: skip
 def test_gguf_stacks_the_experts_in_order(family: str, expert: str, smoke: dict[str, Model], tmp_path: Path) -> None:
     path = synthesize(smoke[family], Format.GGUF, root=tmp_path)
     hf = safetensors_file.read(path.parent / "hf" / "model.safetensors")
@@ -407,3 +410,12 @@ def test_images_and_ci_keep_a_text_smoke_model_though_the_vision_one_comes_first
     assert names.index("smoke-gemma3-vision") < names.index("smoke-gemma3")
     for engine, version in [("llama-cpp-python", "0.3.8"), ("xllamacpp", "2026.10.11549"), ("mlx-lm", "0.32.2")]:
         assert smoke_model(real_matrix, Combination(engine, Version(version), "cpu")).name == "smoke-gemma3"
+
+
+def test_deepseek_v3_gguf_carries_the_routing_correction_bias(smoke: dict[str, Model], tmp_path: Path) -> None:
+    path = synthesize(smoke["deepseek_v3"], Format.GGUF, root=tmp_path)
+    hf = safetensors_file.read(path.parent / "hf" / "model.safetensors")
+    bias = hf["model.layers.1.mlp.gate.e_score_correction_bias"]
+    assert np.array_equal(gguf_array(path, "blk.1.exp_probs_b.bias"), bias)
+    fields = GGUFReader(path).fields
+    assert int(fields["deepseek2.expert_gating_func"].parts[-1][0]) == 2  # sigmoid
