@@ -142,6 +142,10 @@ RECIPES: dict[str, Recipe] = {
     for r in (
         Recipe("LlamaForCausalLM", "llama", "llama", 10_000.0, 1e-5, permute_qk=True,
                config={"attention_bias": False, "mlp_bias": False, "rope_scaling": None}),
+        # transformers (5.23.0 on) builds it from its Llama classes; its GGUFs are llama.cpp's "llama"
+        Recipe("InternLM3ForCausalLM", "internlm3", "llama", 50_000_000.0, 1e-5, permute_qk=True,
+               config={"attention_bias": False, "mlp_bias": False, "qkv_bias": False, "bias": False,
+                       "rope_scaling": None}),
         Recipe("MistralForCausalLM", "mistral", "llama", 1_000_000.0, 1e-5, permute_qk=True,
                config={"sliding_window": None}),
         Recipe("Qwen2ForCausalLM", "qwen2", "qwen2", 1_000_000.0, 1e-6, qkv_bias=True, pre_tokenizer=QWEN2,

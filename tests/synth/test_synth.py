@@ -20,11 +20,12 @@ from envman.synth import SUPPORTED_ARCHITECTURES, cache, gguf_file, safetensors_
 
 FAMILIES = ["gemma2", "gemma3", "llama", "mistral", "phi3", "qwen2", "qwen3"]
 # MoE, MLA and the other architectures added for `envman verify` (issue 13)
-MORE_FAMILIES = ["cohere", "deepseek_v2", "deepseek_v3", "gemma", "glm4", "gpt_oss", "mixtral", "qwen2_moe", "qwen3moe"]
+MORE_FAMILIES = ["cohere", "deepseek_v2", "deepseek_v3", "gemma", "glm4", "gpt_oss", "internlm3", "mixtral",
+                 "qwen2_moe", "qwen3moe"]  # fmt: skip
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma2": "gemma2",
              "gemma3": "gemma3", "phi3": "phi3", "qwen3moe": "qwen3moe", "mixtral": "llama",
              "deepseek_v2": "deepseek2", "glm4": "glm4", "gpt_oss": "gpt-oss", "qwen2_moe": "qwen2moe",
-             "gemma": "gemma", "cohere": "command-r", "deepseek_v3": "deepseek2"}  # fmt: skip
+             "gemma": "gemma", "cohere": "command-r", "deepseek_v3": "deepseek2", "internlm3": "llama"}  # fmt: skip
 
 # Per-layer tensors of the smoke shape (hidden 128, 2 heads, 1 KV head, head_dim 64, MLP 256).
 ATTN = {"self_attn.q_proj.weight": [128, 128], "self_attn.k_proj.weight": [64, 128],
@@ -58,6 +59,7 @@ GPT_OSS = {"self_attn.o_proj.bias": [128], "self_attn.sinks": [2], "mlp.router.w
 QWEN2_SHARED = {f"mlp.shared_expert.{n}.weight": [128, 128] for n in ("gate_proj", "up_proj", "down_proj")}
 QWEN2_SHARED["mlp.shared_expert_gate.weight"] = [1, 128]
 LAYER = {
+    "internlm3": ATTN | MLP | NORMS,
     "cohere": ATTN | MLP | {"input_layernorm.weight": [128]},  # attention and MLP in parallel, one norm
     "gemma": ATTN | MLP | NORMS,
     "qwen2_moe": ATTN | BIAS | QWEN_MOE | QWEN2_SHARED | NORMS,
@@ -197,7 +199,8 @@ def test_unknown_architecture_names_the_supported_ones(smoke: dict[str, Model], 
         "envman synthesizes CohereForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, Gemma2ForCausalLM, "
         "Gemma3ForCausalLM, "
         "Gemma3ForConditionalGeneration, GemmaForCausalLM, Glm4ForCausalLM, "
-        "GptOssForCausalLM, LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, "
+        "GptOssForCausalLM, InternLM3ForCausalLM, LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM, "
+        "Phi3ForCausalLM, "
         "Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM"
     )
     assert raised.value.exit_code == 2
@@ -322,7 +325,7 @@ def test_gguf_holds_the_same_weights(family: str, smoke: dict[str, Model], tmp_p
     assert norm.tensor_type.name == "F32"
     shift = 1.0 if family in GEMMA_NORMS else 0.0  # gemma: llama.cpp multiplies by (1 + w) as stored
     assert np.array_equal(np.asarray(norm.data), hf["model.norm.weight"] + shift)
-    if family in ("llama", "mistral"):  # q rows permuted for llama.cpp's interleaved RoPE
+    if family in ("llama", "mistral", "internlm3"):  # q rows permuted for llama.cpp's interleaved RoPE
         q = hf["model.layers.1.self_attn.q_proj.weight"]
         assert np.array_equal(np.asarray(by_name["blk.1.attn_q.weight"].data, np.float32), gguf_file.permute_rows(q, 2))
         assert not np.array_equal(gguf_file.permute_rows(q, 2), q)
