@@ -41,7 +41,7 @@ from envman.lock import lockfile, locks
 from envman.lock.lockfile import Lockfile, LockRequest
 from envman.matrix import combinations
 from envman.matrix.combinations import Combination
-from envman.matrix.schema import Accelerator, Engine, Format, Matrix, Model, Variant
+from envman.matrix.schema import Accelerator, Engine, Format, Matrix, Modality, Model, Variant
 from envman.plan.planner import Planner
 from envman.plan.request import PlanRequest
 from envman.plan.result import Plan
@@ -223,12 +223,12 @@ class Target:
 
 def smoke_model(matrix: Matrix, combination: Combination) -> Model:
     """The first smoke model in catalog order whose family has this combination as known good
-    (under a frontend: the first the frontend pair can serve)."""
+    (under a frontend: the first the frontend pair can serve; text-only ones first: a
+    vision-language smoke model has no GGUF form for llama.cpp images)."""
     if combination.frontend:
         return _frontend_smoke_model(matrix, combination)
-    for model in matrix.models.values():
-        if not model.smoke:
-            continue
+    smoke_models = [m for m in matrix.models.values() if m.smoke]
+    for model in sorted(smoke_models, key=lambda m: Modality.IMAGE in m.modalities):
         found = combinations.known_good(
             matrix,
             families=[model.family],
@@ -246,7 +246,7 @@ def smoke_model(matrix: Matrix, combination: Combination) -> Model:
 
 def _frontend_smoke_model(matrix: Matrix, combination: Combination) -> Model:
     host = plan_host(matrix, combination)
-    for model in matrix.models.values():
+    for model in sorted(matrix.models.values(), key=lambda m: Modality.IMAGE in m.modalities):
         if model.smoke and combination.engine in matrix.families[model.family].engines:
             try:
                 _plan(matrix, host, model, combination)

@@ -2,7 +2,7 @@
 ready, ask one chat completion, stop it, keep the evidence.
 
 A run passes when the answer is well formed and has at least one generated token (and, for a
-vision-language model with real weights, when it also answers about a picture). A failure is
+vision-language model, real or synthesized, when it also answers about a picture). A failure is
 diagnosed from the server's log with the matrix's knowledge (:mod:`envman.diagnose`); a server
 that dies while starting fails the run at once. What runs the server is a :class:`Runner`:
 :class:`ProcessRunner` here, the container runner in :mod:`envman.docker.serve`; both give
@@ -147,7 +147,7 @@ def smoke(
     error: str | None = None
     ready: float | None = None
     request_seconds: float | None = None
-    needs_image = Modality.IMAGE in plan.model.modalities and not plan.model.smoke
+    needs_image = Modality.IMAGE in plan.model.modalities  # smoke-gemma3-vision too: its tower must run
     served = runner.launch.served_model_name
     started = time.monotonic()
     owned: list[Server] = []
@@ -165,7 +165,7 @@ def smoke(
         logprobs = getattr(runner, "logprobs", True)  # a frontend may refuse them (Xinference 1.4.0)
         try:
             answer = chat(base_url, served, timeout=request_timeout, logprobs=logprobs)
-            if needs_image:  # a vision-language model with real weights must also see a picture
+            if needs_image:  # a vision-language model must also see a picture
                 reporter.detail("asking again with an image")
                 image_answer = chat(
                     base_url, served, timeout=request_timeout, content=image_message(), logprobs=logprobs

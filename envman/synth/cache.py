@@ -15,7 +15,7 @@ from envman import paths
 from envman.errors import UsageError
 from envman.files import confined, ensure_dir, unusable
 from envman.matrix.schema import Format, Model
-from envman.synth import architectures, gguf_file, safetensors_file, vocab
+from envman.synth import architectures, gguf_file, safetensors_file, vision, vocab
 from envman.synth.weights import Weights
 
 # Bump when the bytes written for the same model change: old cache entries are then not reused.
@@ -70,6 +70,11 @@ def synthesize(model: Model, fmt: Format, *, root: Path | None = None) -> Path:
             hint="only catalog entries with smoke = true are made locally; download the others",
         )
     recipe = architectures.recipe_for(model)
+    if fmt is Format.GGUF and not any(a.format is Format.GGUF for a in model.artifacts):
+        raise UsageError(
+            f"cannot synthesize {model.name} as gguf: it has no gguf artifact",
+            hint="a vision-language smoke model is made in HF form only (llama.cpp would need an mmproj file)",
+        )
     if root is None:
         paths.state_dir("models")
     final = entry(model, root)
@@ -106,24 +111,33 @@ def _remove_abandoned(final: Path) -> None:
 
 
 def _write(model: Model, recipe: architectures.Recipe, target: Path) -> None:
-    voc = vocab.build_vocab(model.vocab_size)
+    extra = vision.SPECIALS if recipe.text_model else ()
+    voc = vocab.build_vocab(model.vocab_size, extra)
     eos_ids = (voc.id(vocab.EOS), voc.id(vocab.TURN_END))
     bos, pad = voc.id(vocab.BOS), voc.id(vocab.PAD)
     tensors = architectures.hf_tensors(model, recipe, Weights(model.name))
 
     hf = target / HF_DIR
     hf.mkdir()
-    config = architectures.hf_config(model, recipe, eos_ids, bos=bos, pad=pad)
+    specials = {token: voc.id(token) for token in extra}
+    config = architectures.hf_config(model, recipe, eos_ids, bos=bos, pad=pad, specials=specials)
     generation = {"bos_token_id": bos, "eos_token_id": list(eos_ids), "pad_token_id": pad}
     (hf / "config.json").write_bytes(vocab.dumps(config))
     (hf / "generation_config.json").write_bytes(vocab.dumps(generation))
     pre = recipe.pre_tokenizer
     (hf / "tokenizer.json").write_bytes(vocab.dumps(vocab.tokenizer_json(voc, pre)))
-    (hf / "tokenizer_config.json").write_bytes(vocab.dumps(vocab.tokenizer_config(voc, model.max_context, pre)))
+    tokenizer_config = vocab.tokenizer_config(voc, model.max_context, pre)
+    if recipe.text_model:
+        tokenizer_config |= vision.tokenizer_extras()
+        (hf / "preprocessor_config.json").write_bytes(vocab.dumps(vision.preprocessor_config()))
+        (hf / "processor_config.json").write_bytes(vocab.dumps(vision.processor_config()))
+    (hf / "tokenizer_config.json").write_bytes(vocab.dumps(tokenizer_config))
     (hf / "special_tokens_map.json").write_bytes(
         vocab.dumps({"bos_token": vocab.BOS, "eos_token": vocab.EOS, "pad_token": vocab.PAD, "unk_token": vocab.UNK})
     )
     safetensors_file.write(hf / "model.safetensors", tensors)
+    if not any(a.format is Format.GGUF for a in model.artifacts):
+        return  # a vision-language model: llama.cpp would need the vision tower as an mmproj file too
     gguf = confined(target, gguf_name(model))
     gguf.parent.mkdir(parents=True, exist_ok=True)  # inside the staging folder: it appears with it
     gguf_file.write(gguf, model, recipe, voc, tensors, eos_ids)

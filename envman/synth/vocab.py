@@ -69,16 +69,18 @@ def _merge_candidates() -> list[tuple[str, str]]:
     return out
 
 
-def build_vocab(size: int) -> Vocab:
-    """``size`` tokens: the specials, the alphabet, merges, then reserved control tokens."""
-    base = len(SPECIALS) + len(ALPHABET)
+def build_vocab(size: int, extra: tuple[str, ...] = ()) -> Vocab:
+    """``size`` tokens: the specials (``extra`` ones after the common ones), reserved control
+    tokens, the alphabet, then merges (as many as fit)."""
+    specials = (*SPECIALS, *extra)
+    base = len(specials) + len(ALPHABET)
     if size < base:
         raise ValueError(f"a vocabulary needs at least {base} tokens, not {size}")
     merges = _merge_candidates()[: size - base]
     reserved = [f"<|reserved_{i}|>" for i in range(size - base - len(merges))]
-    tokens = (*SPECIALS, *reserved, *ALPHABET, *(a + b for a, b in merges))
+    tokens = (*specials, *reserved, *ALPHABET, *(a + b for a, b in merges))
     assert len(set(tokens)) == size
-    return Vocab(tokens=tokens, merges=tuple(merges), special_count=len(SPECIALS) + len(reserved))
+    return Vocab(tokens=tokens, merges=tuple(merges), special_count=len(specials) + len(reserved))
 
 
 def _byte_level(symbol: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import json
 import os
 import re
 from pathlib import Path
@@ -18,8 +19,13 @@ from envman.matrix.schema import Format, Matrix, Model
 from envman.synth import SUPPORTED_ARCHITECTURES, cache, gguf_file, safetensors_file, synthesize, vocab
 
 FAMILIES = ["gemma2", "gemma3", "llama", "mistral", "phi3", "qwen2", "qwen3"]
+# MoE, MLA and the other architectures added for `envman verify` (issue 13)
+MORE_FAMILIES = ["cohere", "deepseek_v2", "deepseek_v3", "gemma", "glm4", "gpt_oss", "internlm3", "mixtral",
+                 "qwen2_moe", "qwen3moe"]  # fmt: skip
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma2": "gemma2",
-             "gemma3": "gemma3", "phi3": "phi3"}  # fmt: skip
+             "gemma3": "gemma3", "phi3": "phi3", "qwen3moe": "qwen3moe", "mixtral": "llama",
+             "deepseek_v2": "deepseek2", "glm4": "glm4", "gpt_oss": "gpt-oss", "qwen2_moe": "qwen2moe",
+             "gemma": "gemma", "cohere": "command-r", "deepseek_v3": "deepseek2", "internlm3": "llama"}  # fmt: skip
 
 # Per-layer tensors of the smoke shape (hidden 128, 2 heads, 1 KV head, head_dim 64, MLP 256).
 ATTN = {"self_attn.q_proj.weight": [128, 128], "self_attn.k_proj.weight": [64, 128],
@@ -31,7 +37,39 @@ QK_NORM = {"self_attn.q_norm.weight": [64], "self_attn.k_norm.weight": [64]}
 BIAS = {"self_attn.q_proj.bias": [128], "self_attn.k_proj.bias": [64], "self_attn.v_proj.bias": [64]}
 PHI3 = {"self_attn.qkv_proj.weight": [256, 128], "self_attn.o_proj.weight": [128, 128],
         "mlp.gate_up_proj.weight": [512, 128], "mlp.down_proj.weight": [128, 256]}  # fmt: skip
+EXPERTS = 4  # 2 per token, each 128 wide
+QWEN_MOE = {"mlp.gate.weight": [EXPERTS, 128]} | {
+    f"mlp.experts.{e}.{n}.weight": [128, 128] for e in range(EXPERTS) for n in ("gate_proj", "up_proj", "down_proj")
+}
+MIXTRAL_MOE = {"block_sparse_moe.gate.weight": [EXPERTS, 128]} | {
+    f"block_sparse_moe.experts.{e}.{n}.weight": [128, 128] for e in range(EXPERTS) for n in ("w1", "w2", "w3")
+}
+# MLA with DeepSeek's latent sizes (kv_lora_rank 512, rope 64) and a 128-wide key (nope 64 + rope 64), value 128
+MLA = {"self_attn.q_a_proj.weight": [32, 128], "self_attn.q_a_layernorm.weight": [32],
+       "self_attn.q_b_proj.weight": [2 * 128, 32], "self_attn.kv_a_proj_with_mqa.weight": [512 + 64, 128],
+       "self_attn.kv_a_layernorm.weight": [512], "self_attn.kv_b_proj.weight": [2 * (64 + 128), 512],
+       "self_attn.o_proj.weight": [128, 2 * 128]}  # fmt: skip
+SHARED = {"mlp.shared_experts.gate_proj.weight": [128, 128], "mlp.shared_experts.up_proj.weight": [128, 128],
+          "mlp.shared_experts.down_proj.weight": [128, 128]}  # fmt: skip
+GLM4 = {"mlp.gate_up_proj.weight": [512, 128], "mlp.down_proj.weight": [128, 256],
+        "post_self_attn_layernorm.weight": [128], "post_mlp_layernorm.weight": [128]}  # fmt: skip
+GPT_OSS = {"self_attn.o_proj.bias": [128], "self_attn.sinks": [2], "mlp.router.weight": [EXPERTS, 128],
+           "mlp.router.bias": [EXPERTS], "mlp.experts.gate_up_proj": [EXPERTS, 128, 256],
+           "mlp.experts.gate_up_proj_bias": [EXPERTS, 256], "mlp.experts.down_proj": [EXPERTS, 128, 128],
+           "mlp.experts.down_proj_bias": [EXPERTS, 128]}  # fmt: skip
+QWEN2_SHARED = {f"mlp.shared_expert.{n}.weight": [128, 128] for n in ("gate_proj", "up_proj", "down_proj")}
+QWEN2_SHARED["mlp.shared_expert_gate.weight"] = [1, 128]
 LAYER = {
+    "internlm3": ATTN | MLP | NORMS,
+    "cohere": ATTN | MLP | {"input_layernorm.weight": [128]},  # attention and MLP in parallel, one norm
+    "gemma": ATTN | MLP | NORMS,
+    "qwen2_moe": ATTN | BIAS | QWEN_MOE | QWEN2_SHARED | NORMS,
+    "qwen3moe": ATTN | QK_NORM | QWEN_MOE | NORMS,
+    "mixtral": ATTN | MIXTRAL_MOE | NORMS,
+    "deepseek_v2": MLA | QWEN_MOE | SHARED | NORMS,  # layer 0 has the dense MLP instead (DEEPSEEK_DENSE)
+    "deepseek_v3": MLA | QWEN_MOE | SHARED | NORMS | {"mlp.gate.e_score_correction_bias": [EXPERTS]},
+    "glm4": ATTN | BIAS | GLM4 | NORMS,
+    "gpt_oss": ATTN | BIAS | GPT_OSS | NORMS,
     "llama": ATTN | MLP | NORMS,
     "mistral": ATTN | MLP | NORMS,
     "qwen2": ATTN | BIAS | MLP | NORMS,
@@ -40,7 +78,14 @@ LAYER = {
     "gemma3": ATTN | QK_NORM | MLP | NORMS | SANDWICH,
     "phi3": PHI3 | NORMS,
 }
-TIED = {"gemma2", "gemma3"}
+DEEPSEEK_DENSE = MLA | MLP | NORMS
+GEMMA_NORMS = {"gemma", "gemma2", "gemma3"}
+TIED = GEMMA_NORMS | {"cohere"}
+# GGUF tensors fewer than HF ones: per-expert tensors stacked (3 x (experts - 1) per MoE layer); gpt-oss
+# splits its fused gate_up weight and bias into gate and up (one more each per layer)
+STACKED = {"qwen3moe": 2 * 3 * (EXPERTS - 1), "qwen2_moe": 2 * 3 * (EXPERTS - 1), "mixtral": 2 * 3 * (EXPERTS - 1),
+           "deepseek_v2": 3 * (EXPERTS - 1), "deepseek_v3": 3 * (EXPERTS - 1),
+           "gpt_oss": -2 * 2}  # fmt: skip
 
 # model.safetensors of smoke-gemma3 at SYNTH_VERSION 1. If this changes on purpose, bump
 # SYNTH_VERSION so caches made by the old code are not taken for the new one.
@@ -60,12 +105,15 @@ def file_digests(directory: Path) -> dict[str, str]:
     }
 
 
-def test_every_smoke_model_of_the_catalog_can_be_synthesized(smoke: dict[str, Model]) -> None:
-    assert sorted(smoke) == FAMILIES
-    assert {m.hf_architecture for m in smoke.values()} <= set(SUPPORTED_ARCHITECTURES)
+def test_every_smoke_model_of_the_catalog_can_be_synthesized(smoke: dict[str, Model], real_matrix: Matrix) -> None:
+    assert sorted(smoke) == sorted(FAMILIES + MORE_FAMILIES)
+    every = [m for m in real_matrix.models.values() if m.smoke]
+    assert len(every) == len(smoke) + 1  # gemma3 twice: smoke-gemma3 and smoke-gemma3-vision
+    assert {m.hf_architecture for m in every} <= set(SUPPORTED_ARCHITECTURES)
+    assert smoke["gemma3"].name == "smoke-gemma3"  # the one `envman verify` takes for gemma3
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", FAMILIES + MORE_FAMILIES)
 def test_same_model_same_bytes(family: str, smoke: dict[str, Model], tmp_path: Path) -> None:
     model = smoke[family]
     first = synthesize(model, Format.GGUF, root=tmp_path / "a").parent
@@ -149,8 +197,12 @@ def test_unknown_architecture_names_the_supported_ones(smoke: dict[str, Model], 
         synthesize(model, Format.PYTORCH, root=tmp_path)
     assert raised.value.message == "cannot synthesize smoke-olmo: architecture OlmoForCausalLM is not supported"
     assert raised.value.hint == (
-        "envman synthesizes Gemma2ForCausalLM, Gemma3ForCausalLM, LlamaForCausalLM, MistralForCausalLM, "
-        "Phi3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM"
+        "envman synthesizes CohereForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, Gemma2ForCausalLM, "
+        "Gemma3ForCausalLM, "
+        "Gemma3ForConditionalGeneration, GemmaForCausalLM, Glm4ForCausalLM, "
+        "GptOssForCausalLM, InternLM3ForCausalLM, LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM, "
+        "Phi3ForCausalLM, "
+        "Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM"
     )
     assert raised.value.exit_code == 2
     assert not (tmp_path / "models").exists()
@@ -174,7 +226,7 @@ SPLIT = {
         r"| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
     ),
 }
-PRE = {"qwen2": vocab.QWEN2, "qwen3": vocab.QWEN2}  # the others split as GPT-2
+PRE = dict.fromkeys(("qwen2", "qwen3", "qwen3moe", "qwen2_moe"), vocab.QWEN2)  # the others split as GPT-2
 
 
 def bpe_encode(voc: vocab.Vocab, text: str, pre: str = vocab.GPT2) -> list[int]:
@@ -230,7 +282,7 @@ def test_vocabulary_sizes() -> None:
 # --- the two files -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", FAMILIES + MORE_FAMILIES)
 def test_safetensors_names_and_shapes(family: str, smoke: dict[str, Model], tmp_path: Path) -> None:
     hf = synthesize(smoke[family], Format.PYTORCH, root=tmp_path)
     header = safetensors_file.read_header(hf / "model.safetensors")
@@ -239,7 +291,8 @@ def test_safetensors_names_and_shapes(family: str, smoke: dict[str, Model], tmp_
     if family not in TIED:
         expected["lm_head.weight"] = [1024, 128]
     for i in range(smoke[family].layers):
-        expected |= {f"model.layers.{i}.{name}": shape for name, shape in LAYER[family].items()}
+        layer = DEEPSEEK_DENSE if family.startswith("deepseek") and i == 0 else LAYER[family]
+        expected |= {f"model.layers.{i}.{name}": shape for name, shape in layer.items()}
     assert {name: h["shape"] for name, h in header.items()} == expected
     assert {h["dtype"] for h in header.values()} == {"BF16"}
     data = (hf / "model.safetensors").read_bytes()
@@ -251,7 +304,7 @@ def test_safetensors_names_and_shapes(family: str, smoke: dict[str, Model], tmp_
     assert len(data) == 8 + header_size + ranges[-1][1]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", FAMILIES + MORE_FAMILIES)
 def test_gguf_holds_the_same_weights(family: str, smoke: dict[str, Model], tmp_path: Path) -> None:
     model = smoke[family]
     path = synthesize(model, Format.GGUF, root=tmp_path)
@@ -263,7 +316,7 @@ def test_gguf_holds_the_same_weights(family: str, smoke: dict[str, Model], tmp_p
     assert [bytes(tokens.parts[i]).decode() for i in tokens.data] == list(vocab.build_vocab(1024).tokens)
     pre = reader.fields["tokenizer.ggml.pre"]
     assert bytes(pre.parts[pre.data[0]]).decode() == PRE.get(family, vocab.GPT2)
-    assert len(reader.tensors) == len(hf)
+    assert len(reader.tensors) == len(hf) - STACKED.get(family, 0)
 
     by_name = {t.name: t for t in reader.tensors}
     embd = by_name["token_embd.weight"]
@@ -271,9 +324,102 @@ def test_gguf_holds_the_same_weights(family: str, smoke: dict[str, Model], tmp_p
     assert np.array_equal(np.asarray(embd.data, dtype=np.float32), hf["model.embed_tokens.weight"])
     norm = by_name["output_norm.weight"]
     assert norm.tensor_type.name == "F32"
-    shift = 1.0 if family in TIED else 0.0  # gemma: llama.cpp multiplies by (1 + w) as stored
+    shift = 1.0 if family in GEMMA_NORMS else 0.0  # gemma: llama.cpp multiplies by (1 + w) as stored
     assert np.array_equal(np.asarray(norm.data), hf["model.norm.weight"] + shift)
-    if family in ("llama", "mistral"):  # q rows permuted for llama.cpp's interleaved RoPE
+    if family in ("llama", "mistral", "internlm3"):  # q rows permuted for llama.cpp's interleaved RoPE
         q = hf["model.layers.1.self_attn.q_proj.weight"]
         assert np.array_equal(np.asarray(by_name["blk.1.attn_q.weight"].data, np.float32), gguf_file.permute_rows(q, 2))
         assert not np.array_equal(gguf_file.permute_rows(q, 2), q)
+
+
+def gguf_array(path: Path, name: str) -> np.ndarray:
+    tensor = next(t for t in GGUFReader(path).tensors if t.name == name)
+    return np.asarray(tensor.data, dtype=np.float32)
+
+
+@pytest.mark.parametrize(("family", "expert"), [("qwen3moe", "mlp.experts.{e}.up_proj"),
+                                                ("qwen2_moe", "mlp.experts.{e}.up_proj"),
+                                                ("mixtral", "block_sparse_moe.experts.{e}.w3"),
+                                                ("deepseek_v2", "mlp.experts.{e}.up_proj"),
+                                                ("deepseek_v3", "mlp.experts.{e}.up_proj")])  # fmt: skip
+def test_gguf_stacks_the_experts_in_order(family: str, expert: str, smoke: dict[str, Model], tmp_path: Path) -> None:
+    path = synthesize(smoke[family], Format.GGUF, root=tmp_path)
+    hf = safetensors_file.read(path.parent / "hf" / "model.safetensors")
+    stacked = np.stack([hf[f"model.layers.1.{expert.format(e=e)}.weight"] for e in range(EXPERTS)])
+    assert np.array_equal(gguf_array(path, "blk.1.ffn_up_exps.weight"), stacked)  # [experts, out, in]
+
+
+def test_gpt_oss_gguf_splits_the_interleaved_gate_and_up(smoke: dict[str, Model], tmp_path: Path) -> None:
+    path = synthesize(smoke["gpt_oss"], Format.GGUF, root=tmp_path)
+    hf = safetensors_file.read(path.parent / "hf" / "model.safetensors")
+    fused = hf["model.layers.0.mlp.experts.gate_up_proj"]  # [experts, in, 2 * out]: gate, up, gate, up ...
+    assert np.array_equal(gguf_array(path, "blk.0.ffn_gate_exps.weight"), fused[:, :, 0::2].transpose(0, 2, 1))
+    assert np.array_equal(gguf_array(path, "blk.0.ffn_up_exps.weight"), fused[:, :, 1::2].transpose(0, 2, 1))
+    bias = hf["model.layers.0.mlp.experts.gate_up_proj_bias"]
+    assert np.array_equal(gguf_array(path, "blk.0.ffn_up_exps.bias"), bias[:, 1::2])
+    down = hf["model.layers.0.mlp.experts.down_proj"]
+    assert np.array_equal(gguf_array(path, "blk.0.ffn_down_exps.weight"), down.transpose(0, 2, 1))
+    by_name = {t.name: t for t in GGUFReader(path).tensors}
+    assert by_name["blk.0.ffn_up_exps.bias"].tensor_type.name == "F32"  # llama.cpp's CPU add takes F32 only
+    assert by_name["blk.0.attn_sinks.weight"].tensor_type.name == "F32"
+
+
+def test_the_vision_language_model_is_the_text_model_beside_a_vision_tower(real_matrix: Matrix, tmp_path: Path) -> None:
+    model = real_matrix.models["smoke-gemma3-vision"]
+    hf = synthesize(model, Format.PYTORCH, root=tmp_path)
+    assert sorted(p.name for p in hf.parent.iterdir()) == ["hf"]  # no GGUF: llama.cpp would need an mmproj too
+    assert sorted(p.name for p in hf.iterdir()) == [
+        "config.json", "generation_config.json", "model.safetensors", "preprocessor_config.json",
+        "processor_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
+    ]  # fmt: skip
+    header = safetensors_file.read_header(hf / "model.safetensors")
+    header.pop("__metadata__")
+    text = {n.removeprefix("language_model.") for n in header if n.startswith("language_model.")}
+    assert text == {n for n in header_of(real_matrix, "smoke-gemma3", tmp_path)}  # the same tensors as smoke-gemma3
+    tower = {n: h["shape"] for n, h in header.items() if not n.startswith("language_model.")}
+    assert tower["vision_tower.vision_model.embeddings.patch_embedding.weight"] == [128, 3, 14, 14]
+    assert tower["vision_tower.vision_model.embeddings.position_embedding.weight"] == [4, 128]  # (28 / 14) ** 2
+    assert tower["multi_modal_projector.mm_input_projection_weight"] == [128, 128]
+    assert len(tower) == 3 + 16 + 2 + 2  # embeddings, one encoder layer, post_layernorm, projector
+
+    config = json.loads((hf / "config.json").read_text())
+    voc = vocab.build_vocab(1024, ("<start_of_image>", "<end_of_image>", "<image_soft_token>"))
+    assert (config["boi_token_index"], config["eoi_token_index"], config["image_token_index"]) == (6, 7, 8)
+    assert [voc.tokens[i] for i in (6, 7, 8)] == ["<start_of_image>", "<end_of_image>", "<image_soft_token>"]
+    assert config["text_config"]["model_type"] == "gemma3_text"
+    assert config["mm_tokens_per_image"] == 4
+    tokenizer = json.loads((hf / "tokenizer.json").read_text())
+    assert tokenizer["model"]["vocab"]["<image_soft_token>"] == 8
+    assert [t["content"] for t in tokenizer["added_tokens"]][6:9] == list(voc.tokens[6:9])
+
+    with pytest.raises(UsageError, match="cannot synthesize smoke-gemma3-vision as gguf: it has no gguf artifact"):
+        synthesize(model, Format.GGUF, root=tmp_path)
+
+
+def header_of(matrix: Matrix, name: str, root: Path) -> set[str]:
+    hf = synthesize(matrix.models[name], Format.PYTORCH, root=root)
+    names = set(safetensors_file.read_header(hf / "model.safetensors"))
+    return names - {"__metadata__"}
+
+
+def test_images_and_ci_keep_a_text_smoke_model_though_the_vision_one_comes_first(real_matrix: Matrix) -> None:
+    """smoke-gemma3-vision is listed before smoke-gemma3 (so that verify keeps smoke-gemma3), and it has
+    no GGUF: a llama.cpp image smoked with it could not start. Before the fix the Dockerfiles took it."""
+    from packaging.version import Version
+
+    from envman.docker.dockerfile import smoke_model
+    from envman.matrix.combinations import Combination
+
+    names = [m.name for m in real_matrix.models.values() if m.smoke]
+    assert names.index("smoke-gemma3-vision") < names.index("smoke-gemma3")
+    for engine, version in [("llama-cpp-python", "0.3.8"), ("xllamacpp", "2026.10.11549"), ("mlx-lm", "0.32.2")]:
+        assert smoke_model(real_matrix, Combination(engine, Version(version), "cpu")).name == "smoke-gemma3"
+
+
+def test_deepseek_v3_gguf_carries_the_routing_correction_bias(smoke: dict[str, Model], tmp_path: Path) -> None:
+    path = synthesize(smoke["deepseek_v3"], Format.GGUF, root=tmp_path)
+    hf = safetensors_file.read(path.parent / "hf" / "model.safetensors")
+    bias = hf["model.layers.1.mlp.gate.e_score_correction_bias"]
+    assert np.array_equal(gguf_array(path, "blk.1.exp_probs_b.bias"), bias)
+    fields = GGUFReader(path).fields
+    assert int(fields["deepseek2.expert_gating_func"].parts[-1][0]) == 2  # sigmoid
