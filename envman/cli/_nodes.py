@@ -9,7 +9,6 @@ from rich.console import Console
 from envman.engines.base import Launch
 from envman.engines.launch import Bindings, NodeLaunch, launch, node_launches, node_launches_json
 from envman.plan.result import Plan
-from envman.run.local_nodes import rank_launches
 
 
 def launches(plan: Plan, bindings: Bindings, local: bool = False) -> tuple[Launch, list[NodeLaunch]]:
@@ -20,7 +19,12 @@ def launches(plan: Plan, bindings: Bindings, local: bool = False) -> tuple[Launc
     if plan.nodes < 2:
         single = launch(plan, bindings)
         return single, []
-    nodes = rank_launches(plan, bindings) if local else node_launches(plan, bindings)
+    if local:  # the run machinery (psutil, the HTTP client) only when ranks start here: plan stays light
+        from envman.run.local_nodes import rank_launches
+
+        nodes = rank_launches(plan, bindings)
+    else:
+        nodes = node_launches(plan, bindings)
     return nodes[0].launch, nodes
 
 
