@@ -47,8 +47,13 @@ def evidence_dir(matrix_path: Path) -> Path:
 
 
 def committed_record(document: dict[str, Any]) -> dict[str, Any]:
-    """The record as committed: without the local log path (ENVMAN_HOME), home paths masked."""
+    """The record as committed: without the local log path (ENVMAN_HOME), home paths masked, the
+    lockfile named relative to the repository (not the checkout it was built from)."""
     kept = {k: v for k, v in document.items() if k != "log"}
+    for section in ("environment", "lock"):
+        part = kept.get(section)
+        if isinstance(part, dict) and isinstance(part.get("lockfile"), str) and "/lockfiles/" in part["lockfile"]:
+            kept[section] = {**part, "lockfile": f"lockfiles/{Path(part['lockfile']).name}"}
     text = json.dumps(kept, sort_keys=True)
     home = str(paths.home())
     if home and home != "/":

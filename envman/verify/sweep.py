@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -122,8 +123,13 @@ class Progress:
     outcome: Outcome
 
 
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception): \S")
+
+
 def _engine_error(findings: tuple[Any, ...], log_tail: str | None) -> str | None:
-    """The engine's own words: the log line a signature matched, else the last line naming an error.
+    """The engine's own words: the log line a signature matched, else the first Python exception
+    line of the log (the root cause: a server thread dying of it raises again later), else the last
+    line naming an error.
 
     None when the engine said nothing of it (killed by SIGILL before a line was written): envman's
     own description of the exit is the detail, not the engine's error.
@@ -131,7 +137,11 @@ def _engine_error(findings: tuple[Any, ...], log_tail: str | None) -> str | None
     for finding in findings:
         if finding.line and not str(finding.id).startswith("known-bad:"):  # not the matrix quoting itself
             return str(finding.line).strip()
-    for line in reversed((log_tail or "").splitlines()):
+    lines = (log_tail or "").splitlines()
+    for line in lines:
+        if _EXCEPTION_LINE.match(line):
+            return line.strip()
+    for line in reversed(lines):
         lowered = line.lower()
         if "error" in lowered or "fatal" in lowered or "exception" in lowered:
             return line.strip()

@@ -132,3 +132,40 @@ def test_record_commits_evidence_and_writes_verified_known_bad_and_known_good(
     record(matrix, outcomes, HOST, WHEN)
     assert tomlkit.parse(matrix.read_text()).unwrap() == before
     assert sorted(p.name for p in evidence_dir(matrix).iterdir()) == files
+
+
+def test_committed_evidence_names_the_lockfile_inside_the_repository_not_the_checkout() -> None:
+    from envman.verify.record import committed_record
+
+    built_from = "/home/someone/checkout/lockfiles/xllamacpp-0.1.11-cpu-py3.11.txt"
+    record = committed_record({"environment": {"lockfile": built_from}, "lock": {"lockfile": built_from}, "log": "x"})
+    assert record == {
+        "environment": {"lockfile": "lockfiles/xllamacpp-0.1.11-cpu-py3.11.txt"},
+        "lock": {"lockfile": "lockfiles/xllamacpp-0.1.11-cpu-py3.11.txt"},
+    }
+
+
+def test_no_committed_evidence_names_a_local_lockfile_path() -> None:
+    for path in evidence_dir(REPO / "matrix.toml").glob("*.json"):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        for section in ("environment", "lock"):
+            lockfile = (record.get(section) or {}).get("lockfile")
+            assert lockfile is None or lockfile.startswith(("lockfiles/", "$ENVMAN_HOME/")), (path.name, lockfile)
+
+
+def test_the_engine_error_is_the_root_exception_not_the_thread_that_died_of_it() -> None:
+    from envman.verify.sweep import _engine_error
+
+    # mlx-lm 0.32.2's server on a bf16 MoE model (evidence of smoke-qwen3moe, 2026-12-01)
+    tail = (
+        '  File "generate.py", line 1229, in prompt\n'
+        "    mx.eval([c.state for c in self.prompt_cache])\n"
+        "RuntimeError: [GatherMM::eval] Currently only supports float32.\n"
+        "----------------------------------------\n"
+        "Exception occurred during processing of request from ('127.0.0.1', 53038)\n"
+        "Traceback (most recent call last):\n"
+        "RuntimeError: generation thread died\n"
+    )
+    assert _engine_error((), tail) == "RuntimeError: [GatherMM::eval] Currently only supports float32."
+    llama = "llama_model_load: error loading model: unknown model architecture: 'gemma3'\nllama_load: failed\n"
+    assert _engine_error((), llama) == "llama_model_load: error loading model: unknown model architecture: 'gemma3'"
