@@ -149,10 +149,11 @@ def test_an_environment_that_does_not_match_its_lock_is_an_error(repo_copy: Path
 
 
 def test_a_version_outside_the_known_good_list_is_locked_on_the_fly(cli: Cli, home: Path) -> None:
-    data = build_json(cli, "smoke-gemma3", "--engine", "xllamacpp", "--version", "2026.9.11063")
-    assert data["engine_version"] == "2026.9.11063"
-    assert data["lockfile"] == str(home / "locks" / "xllamacpp-2026.9.11063-cpu-py3.11.txt")
-    assert not (REPO / "lockfiles" / "xllamacpp-2026.9.11063-cpu-py3.11.txt").exists()
+    # 2026.9.11063 is the known-good one of its line; 2026.9.10809 has no committed lockfile
+    data = build_json(cli, "smoke-gemma3", "--engine", "xllamacpp", "--version", "2026.9.10809")
+    assert data["engine_version"] == "2026.9.10809"
+    assert data["lockfile"] == str(home / "locks" / "xllamacpp-2026.9.10809-cpu-py3.11.txt")
+    assert not (REPO / "lockfiles" / "xllamacpp-2026.9.10809-cpu-py3.11.txt").exists()
 
 
 def test_envs_rm_and_gc(cli: Cli, home: Path) -> None:
