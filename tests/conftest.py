@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,6 +22,12 @@ import pytest
 from envman.matrix.load import parse_matrix
 from envman.matrix.schema import Matrix
 from tests.helpers import cli_env
+
+# A shell starting the suite in the background (`./scripts/test &`) leaves SIGINT ignored, and an
+# ignored signal survives exec: every `envman up` a test starts would then ignore the Ctrl-C the
+# stop tests send it. The tests' children get the default disposition, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO_MATRIX = Path(__file__).resolve().parents[1] / "matrix.toml"
 
