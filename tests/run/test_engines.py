@@ -217,7 +217,7 @@ def test_openai_client_talks_to_xllamacpp_0_1(
 
 
 def test_vllm_cpu_smoke(tmp_path: Path, shared_envs: Path, vllm_cpu: dict[str, object]) -> None:
-    """The one vLLM smoke: the session's ~3 GB environment, ~95 s of engine start on 2 cores."""
+    """The one vLLM smoke: the session's ~3 GB environment, an eager start (the variant's smoke_args)."""
     vllm_home = share_envs(tmp_path / "home", shared_envs)
     result = envman(vllm_home, "smoke", "smoke-gemma3", "--engine", "vllm", "--json", timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -227,6 +227,7 @@ def test_vllm_cpu_smoke(tmp_path: Path, shared_envs: Path, vllm_cpu: dict[str, o
     evidence = json.loads(Path(data["evidence"]).read_text())
     assert evidence["server"]["env"]["VLLM_CPU_KVCACHE_SPACE"]
     assert "--gpu-memory-utilization" in evidence["server"]["command"]
+    assert evidence["server"]["command"][-1] == "--enforce-eager"  # the variant's smoke_args, recorded
 
     # parity: the same random weights, as HF safetensors in vLLM and as GGUF in llama.cpp,
     # give the same greedy answer to the same prompt
