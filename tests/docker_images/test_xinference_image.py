@@ -35,6 +35,7 @@ from tests.helpers import LOCAL_WHEELS
 
 NEWEST = Combination("xllamacpp", Version("2026.10.11549"), "cpu", "xinference==4.1.0")
 TAG = "envman-test/xinference:4.1.0-xllamacpp-2026.10.11549-cpu"
+WHEEL_INDEX_PORT = 38761
 
 pytestmark = [pytest.mark.network, pytest.mark.engine, pytest.mark.slow]
 
@@ -45,7 +46,10 @@ def wheel_index() -> Iterator[str]:
     if not LOCAL_WHEELS.is_dir():
         pytest.fail(f"{LOCAL_WHEELS} (the CPU torch wheel) is missing: the PyTorch CPU index is out of reach here")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(LOCAL_WHEELS))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:  # the URL is in the Dockerfile's install step: a fixed one lets the daemon reuse that layer
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", WHEEL_INDEX_PORT), handler)
+    except OSError:  # taken: any port (the build then installs afresh)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
