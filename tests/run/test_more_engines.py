@@ -77,6 +77,20 @@ def test_mlx_lm_cpu_serves_the_smoke_model_under_its_served_name(engines_home: P
     assert answer["text"].strip()
 
 
+def test_mlx_lm_that_cannot_load_the_model_exits_at_once_with_its_error(engines_home: Path) -> None:
+    """mlx-lm reads gpt-oss experts only as MXFP4: loading the bf16 smoke model kills mlx_lm.server's
+    generation thread, and its /health says 503 for ever. envman's launcher exits instead."""
+    result = envman(engines_home, "smoke", "smoke-gpt_oss", "--engine", "mlx-lm", "--json", "--timeout", "600")
+    assert result.returncode == 1, result.stderr[-3000:]
+    data = json.loads(result.stdout)
+    assert data["passed"] is False
+    assert data["error"] == "the server exited during start-up (exit status 1)"
+    assert data["timings"]["total_s"] < 120  # not the 600 s timeout
+    log = Path(str(data["log"])).read_text()
+    assert "ValueError: Received 6 parameters not in model" in log
+    assert "envman_mlx_lm_server: the generation thread died (its traceback is above); exiting" in log
+
+
 @pytest.mark.parametrize("engine", ["transformers", "mlx-lm"])
 def test_engines_that_cannot_check_a_key_refuse_one(engines_home: Path, engine: str) -> None:
     result = envman(engines_home, "up", "smoke-gemma3", "--engine", engine, "--api-key", "sekret", "--dry-run")

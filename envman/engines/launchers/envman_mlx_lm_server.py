@@ -9,11 +9,18 @@ mlx_lm.server has no served-name option: a request's ``model`` is looked up in
 else is loaded as a path or hub repo (mlx_lm-0.32.2 mlx_lm/server.py ``ModelProvider.load``);
 a client asking for ``N`` would make it download ``N`` from the hub. This module maps ``N`` to
 ``--model`` as well, then runs mlx_lm.server's own ``main()``.
+
+When the model cannot be loaded, mlx_lm.server's generation thread dies (it logs "generation
+thread died" and sets ``_generation_failed``) while its HTTP server keeps answering ``/health``
+with 503 for ever (``ResponseGenerator._run_generate``, mlx_lm-0.32.2). A server that can never
+answer exits here with status 1, so whoever started it sees the failure and its traceback at
+once instead of waiting out a start-up timeout.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -40,9 +47,26 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{PROG}: this mlx-lm has no model map; {name!r} is not mapped", file=sys.stderr)
 
     server.ModelProvider = ServedNameProvider  # main() builds ModelProvider(args) from the module
+    _exit_when_generation_dies(server)
     sys.argv = [f"{PROG} (mlx_lm.server)", *rest]
     server.main()
     return 0
+
+
+def _exit_when_generation_dies(server: Any) -> None:
+    generator: Any = getattr(server, "ResponseGenerator", None)
+    run = getattr(generator, "_run_generate", None)
+    if run is None:  # another mlx-lm layout: its own behaviour
+        return
+
+    def run_generate(self: Any) -> None:
+        run(self)
+        if getattr(self, "_generation_failed", False) and not getattr(self, "_stop", False):
+            print(f"{PROG}: the generation thread died (its traceback is above); exiting", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(1)
+
+    generator._run_generate = run_generate
 
 
 if __name__ == "__main__":
