@@ -83,7 +83,9 @@ def request_for(
             variant_date = _release_date(package_name, version, own, offline)
             if variant_date > engine_date:  # uploaded later than the engine: let the lock see it
                 exclude_newer_packages = ((package_name, _day_after(variant_date)),)
-    overrides = tuple(r for o in engine.dependency_overrides if version in o.versions for r in o.requirements)
+    applying = [o for o in engine.dependency_overrides if version in o.versions]
+    overrides = tuple(r for o in applying if o.force for r in o.requirements)
+    beside = tuple(r for o in applying if not o.force for r in o.requirements)
     request = LockRequest(
         engine=engine.name,
         version=str(version),
@@ -95,7 +97,7 @@ def request_for(
         exclude_newer_packages=exclude_newer_packages,
         exclude=var.exclude,
         overrides=overrides,
-        with_requirements=var.requirements,
+        with_requirements=(*var.requirements, *beside),
         index_url=var.index_url,
         extra_index_urls=var.extra_index_urls,
         find_links=var.find_links,

@@ -167,6 +167,7 @@ def _engine(p: Problems, name: str, r: Reader) -> Engine:
                 requirements=orr.strs("requirements", None),
                 reason=orr.text("reason"),
                 evidence=orr.text("evidence"),
+                force=orr.flag("force", True),
             )
         )
         orr.done()

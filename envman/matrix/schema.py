@@ -88,12 +88,15 @@ class Variant:
 
 @dataclass(frozen=True)
 class DependencyOverride:
-    """Requirements forced into an engine's lock for some versions (uv --overrides)."""
+    """Requirements for an engine's lock for some versions: forced (uv --overrides, every other
+    package's constraint on them ignored) or, with ``force = false``, resolved beside the engine
+    like its own requirements (a torch of the engine's CUDA line, whose torchvision follows)."""
 
     versions: SpecifierSet
     requirements: tuple[str, ...]
     reason: str
     evidence: str
+    force: bool = True
 
 
 @dataclass(frozen=True)
