@@ -25,6 +25,7 @@ from envman.lock import lockfile
 from envman.lock.lockfile import LockRequest
 from envman.lock.uv import Sources, Uv
 from envman.matrix.combinations import Combination
+from envman.matrix.engine_rules import locked_plugins
 from envman.matrix.schema import Engine, Matrix, Variant
 from envman.report import NullReporter, Reporter
 
@@ -86,6 +87,7 @@ def request_for(
     applying = [o for o in engine.dependency_overrides if version in o.versions]
     overrides = tuple(r for o in applying if o.force for r in o.requirements)
     beside = tuple(r for o in applying if not o.force for r in o.requirements)
+    beside += locked_plugins(matrix, engine.name, version, var)
     request = LockRequest(
         engine=engine.name,
         version=str(version),

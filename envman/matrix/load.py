@@ -129,6 +129,7 @@ def _variant(engine: str, name: str, r: Reader) -> Variant:
         versions=r.spec("versions", ""),
         limits=tuple(limits),
         releases=_dates(r, "releases"),
+        lock_plugins=r.strs("lock_plugins"),
         lockable=r.flag("lock", True),
         lock_note=r.text("lock_note", ""),
         evidence=r.text("evidence", ""),
@@ -581,6 +582,18 @@ def parse_matrix(text: str, path: Path) -> Matrix:
     cuda_drivers = parse_cuda_drivers(problems, root)
     build_requirements = parse_build_requirements(problems, root, engines)
     engine_rules = parse_engine_rules(problems, root, engines)
+    for engine in engines.values():
+        if engine.name not in engine_rules:
+            continue  # never probed: its lock_plugins lock nothing (envman.matrix.engine_rules.locked_plugins)
+        plugins = {p.package for p in engine_rules[engine.name].quant_plugins}
+        for variant in engine.variants.values():
+            for i, package in enumerate(variant.lock_plugins):
+                if package not in plugins:
+                    problems.add(
+                        ("engines", engine.name, "variants", variant.name, "lock_plugins", i),
+                        f"{package!r} is no plugin of engine_rules.{engine.name}.quant_plugins "
+                        f"({', '.join(sorted(plugins)) or 'none'})",
+                    )
 
     frontends: dict[str, Frontend] = _each(
         problems, root.table("frontends"), ("frontends",), lambda n, fr: _frontend(problems, n, fr, engines)

@@ -77,6 +77,9 @@ class Variant:
     versions: SpecifierSet = field(default_factory=SpecifierSet)  # releases this build exists for
     limits: tuple[VariantLimit, ...] = ()
     releases: Mapping[str, str] = field(default_factory=dict)  # when package differs from the engine's
+    # plugin packages the lock carries for the releases whose quantization method moved to them
+    # (engine_rules.E.quant_plugins): vllm-bnb-plugin from vLLM 0.28.0
+    lock_plugins: tuple[str, ...] = ()
     lockable: bool = True  # false where CI cannot reach the variant's index
     lock_note: str = ""
     evidence: str = ""

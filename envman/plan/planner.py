@@ -32,7 +32,7 @@ from envman.matrix.schema import (
 from envman.plan import frontend as frontends
 from envman.plan.dtype import choose_dtype, float16_refusal
 from envman.plan.fit import TP_SIZES, Fit, fit
-from envman.plan.quant import quant_method_gate
+from envman.plan.quant import plugin_note, quant_method_gate
 from envman.plan.request import PlanRequest, parse_format
 from envman.plan.requirements import NONE, newest_runnable, requirements_for
 from envman.plan.requirements import check as check_host
@@ -340,7 +340,7 @@ class Planner:
                 continue  # another known-good version may do
             spec = self.matrix.quant_spec(artifact.format, artifact.quantization)
             host_cc = self.host.min_compute_capability
-            method_gate = quant_method_gate(self.matrix, self.host, engine.name, version, artifact)
+            method_gate = quant_method_gate(self.matrix, self.host, engine.name, version, artifact, variant)
             if method_gate is not None:
                 if method_gate:
                     reject(method_gate)
@@ -386,6 +386,9 @@ class Planner:
             candidate = self._make_plan(engine, support, variant, version, model, artifact, dtype, fitted, request)
             notes = list(candidate.notes)
             notes[1:1] = dtype_notes
+            moved = plugin_note(self.matrix, engine.name, version, artifact, variant)
+            if moved:
+                notes.append(moved)
             plan = Plan(**{**candidate.__dict__, "notes": tuple(notes)})
             result = _Candidate(plan, soft)
             if not soft:
