@@ -130,12 +130,22 @@ def _variant(engine: str, name: str, r: Reader) -> Variant:
         limits=tuple(limits),
         releases=_dates(r, "releases"),
         lock_plugins=r.strs("lock_plugins"),
+        own_index=_own_index(r),
+        local_version=r.text("local_version", ""),
         lockable=r.flag("lock", True),
         lock_note=r.text("lock_note", ""),
         evidence=r.text("evidence", ""),
         lines=r.versions("lines"),
         lines_evidence=r.text("lines_evidence", ""),
     )
+
+
+def _own_index(r: Reader) -> str:
+    key = r.text("own_index", "")
+    if key and key not in ("index_url", "find_links"):
+        r.p.add(r.where + ("own_index",), f"{key!r} is not index_url or find_links")
+        return ""
+    return key
 
 
 def _rule(r: Reader) -> Rule:

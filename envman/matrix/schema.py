@@ -80,6 +80,10 @@ class Variant:
     # plugin packages the lock carries for the releases whose quantization method moved to them
     # (engine_rules.E.quant_plugins): vllm-bnb-plugin from vLLM 0.28.0
     lock_plugins: tuple[str, ...] = ()
+    # A build the project publishes outside PyPI: the location key that must be set ("index_url" or
+    # "find_links", from the matrix or the user's override) before the variant can be planned or locked
+    own_index: str = ""
+    local_version: str = ""  # the build's local version label ("cu129": vllm==0.32.0+cu129)
     lockable: bool = True  # false where CI cannot reach the variant's index
     lock_note: str = ""
     evidence: str = ""
@@ -87,6 +91,11 @@ class Variant:
     # CUDA 12.8, for drivers before CUDA 13 and for V100s)
     lines: tuple[Version, ...] = ()
     lines_evidence: str = ""
+
+    @property
+    def configured(self) -> bool:
+        """Whether the variant's own index (``own_index``) has a location; always for PyPI builds."""
+        return not self.own_index or bool(getattr(self, self.own_index))
 
 
 @dataclass(frozen=True)
