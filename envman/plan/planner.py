@@ -136,7 +136,8 @@ class Planner:
             key = (c.engine, str(c.engine_version), c.variant.name, c.artifact.label)
             rejected = [r for r in rejected if not (r.soft and (r.engine, r.version, r.variant, r.format) == key)]
         order = {name: i for i, name in enumerate(self.matrix.engines)}
-        rejected.sort(key=lambda r: order.get(r.engine, 99))
+        # artifacts that differ only by repo (DeepSeek-V3 and -R1 fp8) are refused in the same words: once
+        rejected = sorted(dict.fromkeys(rejected), key=lambda r: order.get(r.engine, 99))
         plan = chosen.plan
         return Plan(**{**plan.__dict__, "rejected": tuple(rejected), "forced": tuple(chosen.soft_reasons)})
 
