@@ -127,10 +127,13 @@ def _host_requirements(
     loaded: Matrix, engine: str, variant: str, spec: SpecifierSet | None, *, write: bool, json_output: bool
 ) -> None:
     from envman.cli._console import out, print_json
+    from envman.lock.locks import lockfiles_dir
     from envman.probe.hoststack.stack import probe_variant
     from envman.probe.hoststack.write import write_host_requirements
 
-    result = probe_variant(loaded.engines[engine], variant, spec, reporter=_ConsoleReporter())
+    result = probe_variant(
+        loaded.engines[engine], variant, spec, reporter=_ConsoleReporter(), lockfiles=lockfiles_dir(loaded)
+    )
     if write:
         write_host_requirements(Path(loaded.path), result)
         loaded = load(Path(loaded.path))  # the written tables, validated as every load is
@@ -155,6 +158,8 @@ def _host_requirements(
             f"{build.manylinux}, torch {build.torch or '-'}",
             markup=False,
         )
+        for note in build.notes:
+            out.print(f"  note: {note}", markup=False)
     for line in result.skipped:
         out.print(f"  skipped {line}", markup=False)
     out.print(f"  {len(result.builds)} releases in {result.seconds} s", markup=False)

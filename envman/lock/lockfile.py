@@ -51,10 +51,12 @@ class LockRequest:
     find_links: tuple[str, ...] = field(default=(), compare=False)
     frontend: str = ""  # "xinference==1.4.0": locked beside the engine
     requirements: tuple[str, ...] = ()  # more requirements the frontend × engine pair needs
+    local_version: str = ""  # "cu129": the vendor build 0.32.0+cu129 of the release (in the requirement)
 
     @property
     def requirement(self) -> str:
-        return f"{self.package}=={self.version}"
+        local = f"+{self.local_version}" if self.local_version else ""
+        return f"{self.package}=={self.version}{local}"
 
     def requirement_lines(self) -> list[str]:
         """requirements.in: the frontend, the engine pin, the variant's own requirements, what the pair needs."""

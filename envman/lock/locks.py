@@ -25,6 +25,8 @@ from envman.lock import lockfile
 from envman.lock.lockfile import LockRequest
 from envman.lock.uv import Sources, Uv
 from envman.matrix.combinations import Combination
+from envman.matrix.engine_rules import locked_plugins
+from envman.matrix.overrides import configure_hint
 from envman.matrix.schema import Engine, Matrix, Variant
 from envman.report import NullReporter, Reporter
 
@@ -83,7 +85,15 @@ def request_for(
             variant_date = _release_date(package_name, version, own, offline)
             if variant_date > engine_date:  # uploaded later than the engine: let the lock see it
                 exclude_newer_packages = ((package_name, _day_after(variant_date)),)
-    overrides = tuple(r for o in engine.dependency_overrides if version in o.versions for r in o.requirements)
+    if var.own_index == "index_url":
+        # A project's own index (a static page such as xllamacpp's) states no upload dates, and uv drops
+        # files without one under --exclude-newer ("missing an upload date", seen with uv 0.13.9): the
+        # engine, pinned exactly, is exempt; everything else still resolves as of the release's day.
+        exclude_newer_packages = (*exclude_newer_packages, (package_name, "false"))
+    applying = [o for o in engine.dependency_overrides if version in o.versions]
+    overrides = tuple(r for o in applying if o.force for r in o.requirements)
+    beside = tuple(r for o in applying if not o.force for r in o.requirements)
+    beside += locked_plugins(matrix, engine.name, version, var)
     request = LockRequest(
         engine=engine.name,
         version=str(version),
@@ -95,11 +105,17 @@ def request_for(
         exclude_newer_packages=exclude_newer_packages,
         exclude=var.exclude,
         overrides=overrides,
-        with_requirements=var.requirements,
+        with_requirements=(*var.requirements, *beside),
         index_url=var.index_url,
         extra_index_urls=var.extra_index_urls,
         find_links=var.find_links,
+        local_version=var.local_version,
     )
+    if not var.configured:
+        raise UsageError(
+            f"{engine.name}/{var.name} has no {var.own_index} configured: {var.lock_note or var.evidence}",
+            hint=configure_hint(engine.name, var),
+        )
     return _under_frontend(matrix, combination, request, offline) if combination.frontend else request
 
 

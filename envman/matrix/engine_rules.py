@@ -30,11 +30,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from envman.matrix.reader import Problems, Reader
+
+if TYPE_CHECKING:
+    from envman.matrix.schema import Matrix, Variant
 
 _CAPABILITY = re.compile(r"\d{1,2}\.\d")
 
@@ -157,3 +161,13 @@ def _capability(r: Reader) -> Version | None:
         r.p.add(r.where + ("min_capability",), f"{text!r} is not a compute capability (8.0)")
         return None
     return Version(text)
+
+
+def locked_plugins(matrix: Matrix, engine: str, version: Version, variant: Variant) -> tuple[str, ...]:
+    """The plugin packages ``variant``'s lock carries for ``version``: those its ``lock_plugins``
+    names that a quantization method of this release moved to (``quant_plugins``)."""
+    rules = matrix.engine_rules.get(engine)
+    if rules is None or not variant.lock_plugins:
+        return ()
+    moved = [p.package for p in rules.quant_plugins if p.versions.contains(version, prereleases=True)]
+    return tuple(dict.fromkeys(p for p in moved if p in variant.lock_plugins))

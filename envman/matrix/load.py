@@ -129,6 +129,9 @@ def _variant(engine: str, name: str, r: Reader) -> Variant:
         versions=r.spec("versions", ""),
         limits=tuple(limits),
         releases=_dates(r, "releases"),
+        lock_plugins=r.strs("lock_plugins"),
+        own_index=_own_index(r),
+        local_version=r.text("local_version", ""),
         lockable=r.flag("lock", True),
         lock_note=r.text("lock_note", ""),
         evidence=r.text("evidence", ""),
@@ -136,6 +139,14 @@ def _variant(engine: str, name: str, r: Reader) -> Variant:
         lines_evidence=r.text("lines_evidence", ""),
         smoke_args=r.strs("smoke_args"),
     )
+
+
+def _own_index(r: Reader) -> str:
+    key = r.text("own_index", "")
+    if key and key not in ("index_url", "find_links"):
+        r.p.add(r.where + ("own_index",), f"{key!r} is not index_url or find_links")
+        return ""
+    return key
 
 
 def _rule(r: Reader) -> Rule:
@@ -168,6 +179,7 @@ def _engine(p: Problems, name: str, r: Reader) -> Engine:
                 requirements=orr.strs("requirements", None),
                 reason=orr.text("reason"),
                 evidence=orr.text("evidence"),
+                force=orr.flag("force", True),
             )
         )
         orr.done()
@@ -581,6 +593,18 @@ def parse_matrix(text: str, path: Path) -> Matrix:
     cuda_drivers = parse_cuda_drivers(problems, root)
     build_requirements = parse_build_requirements(problems, root, engines)
     engine_rules = parse_engine_rules(problems, root, engines)
+    for engine in engines.values():
+        if engine.name not in engine_rules:
+            continue  # never probed: its lock_plugins lock nothing (envman.matrix.engine_rules.locked_plugins)
+        plugins = {p.package for p in engine_rules[engine.name].quant_plugins}
+        for variant in engine.variants.values():
+            for i, package in enumerate(variant.lock_plugins):
+                if package not in plugins:
+                    problems.add(
+                        ("engines", engine.name, "variants", variant.name, "lock_plugins", i),
+                        f"{package!r} is no plugin of engine_rules.{engine.name}.quant_plugins "
+                        f"({', '.join(sorted(plugins)) or 'none'})",
+                    )
 
     frontends: dict[str, Frontend] = _each(
         problems, root.table("frontends"), ("frontends",), lambda n, fr: _frontend(problems, n, fr, engines)

@@ -35,6 +35,15 @@ def env_prefix(engine: str, variant: str) -> str:
     return f"ENVMAN_{engine}_{variant}_".upper().replace("-", "_")
 
 
+def configure_hint(engine: str, variant: Variant) -> str:
+    """How a user points a vendor variant at its index (environment, or the config file)."""
+    key = variant.own_index or "index_url"
+    return (
+        f'set {env_prefix(engine, variant.name)}{key.upper()} (or {key} in [indexes."{engine}.{variant.name}"] '
+        "of ~/.config/envman/config.toml)"
+    )
+
+
 def _config_indexes(matrix: Matrix) -> Mapping[str, Any]:
     """The [indexes] tables of the user's config file, checked against the matrix."""
     from envman import paths

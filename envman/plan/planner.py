@@ -32,9 +32,9 @@ from envman.matrix.schema import (
 from envman.plan import frontend as frontends
 from envman.plan.dtype import choose_dtype, float16_refusal
 from envman.plan.fit import TP_SIZES, Fit, fit
-from envman.plan.quant import quant_method_gate
+from envman.plan.quant import plugin_note, quant_method_gate
 from envman.plan.request import PlanRequest, parse_format
-from envman.plan.requirements import NONE, newest_runnable, requirements_for
+from envman.plan.requirements import NONE, declared_requirements, newest_runnable, requirements_for
 from envman.plan.requirements import check as check_host
 from envman.plan.result import Plan, Rejection
 from envman.plan.versions import candidate_versions, usable_variants
@@ -136,7 +136,8 @@ class Planner:
             key = (c.engine, str(c.engine_version), c.variant.name, c.artifact.label)
             rejected = [r for r in rejected if not (r.soft and (r.engine, r.version, r.variant, r.format) == key)]
         order = {name: i for i, name in enumerate(self.matrix.engines)}
-        rejected.sort(key=lambda r: order.get(r.engine, 99))
+        # artifacts that differ only by repo (DeepSeek-V3 and -R1 fp8) are refused in the same words: once
+        rejected = sorted(dict.fromkeys(rejected), key=lambda r: order.get(r.engine, 99))
         plan = chosen.plan
         return Plan(**{**plan.__dict__, "rejected": tuple(rejected), "forced": tuple(chosen.soft_reasons)})
 
@@ -256,12 +257,19 @@ class Planner:
         tried: set[Version] = set()
         for version, soft in versions:
             req = requirements_for(self.matrix, engine.name, str(version), variant.name)
+            req = req or declared_requirements(self.matrix, variant)
             reasons = check_host(req, self.host) if req is not None and self.host.gpus else []
             if not reasons:
                 if version not in tried:
                     tried.add(version)
                     yield version, soft
                 continue
+            vendor, configured = self._vendor_build(engine, variant, version)
+            if vendor is not None and configured and not request.force:
+                # the same release's build from the project's own index runs here: its variant comes next
+                reject(f"{'; '.join(reasons)} ({vendor})", str(version), variant.name)
+                continue
+            reasons = [*reasons, vendor] if vendor is not None else reasons
             way_out = newest_runnable(self.matrix, engine.name, variant.name, self.host, below=version)
             floor = support.min_version
             if way_out is not None and (floor is None or way_out[0] >= floor) and not request.version:
@@ -340,7 +348,7 @@ class Planner:
                 continue  # another known-good version may do
             spec = self.matrix.quant_spec(artifact.format, artifact.quantization)
             host_cc = self.host.min_compute_capability
-            method_gate = quant_method_gate(self.matrix, self.host, engine.name, version, artifact)
+            method_gate = quant_method_gate(self.matrix, self.host, engine.name, version, artifact, variant)
             if method_gate is not None:
                 if method_gate:
                     reject(method_gate)
@@ -386,6 +394,9 @@ class Planner:
             candidate = self._make_plan(engine, support, variant, version, model, artifact, dtype, fitted, request)
             notes = list(candidate.notes)
             notes[1:1] = dtype_notes
+            moved = plugin_note(self.matrix, engine.name, version, artifact, variant)
+            if moved:
+                notes.append(moved)
             plan = Plan(**{**candidate.__dict__, "notes": tuple(notes)})
             result = _Candidate(plan, soft)
             if not soft:
@@ -506,6 +517,33 @@ class Planner:
             integrations=integrations,
         )
 
+    def _vendor_build(self, engine: Engine, variant: Variant, version: Version) -> tuple[str | None, bool]:
+        """Another build of the same release for this accelerator, from the project's own index,
+        that this host can run by its declared CUDA version: the way out, and whether it is configured."""
+        for other in engine.variants.values():
+            if other is variant or other.accelerator is not variant.accelerator or not other.own_index:
+                continue
+            if other.versions and version not in other.versions:
+                continue
+            req = declared_requirements(self.matrix, other)
+            if req is None or check_host(req, self.host):
+                continue
+            where = getattr(other, other.own_index)
+            if other.configured:
+                shown = where if isinstance(where, str) else " ".join(where)
+                return (
+                    f"its CUDA {other.cuda} build runs here: variant {other.name}, from {shown}",
+                    True,
+                )
+            from envman.matrix.overrides import configure_hint  # only for a vendor build (tomllib)
+
+            return (
+                f"or use its CUDA {other.cuda} build from the project's own index, variant {other.name} "
+                f"(driver >= {req.min_driver}): {configure_hint(engine.name, other)}",
+                False,
+            )
+        return None, False
+
     def _older_driver_line(self, engine: str, variant: str, version: Version, floor: Version | None) -> str:
         """Where a lower driver floor would do: the newest older build (above the floor) of an older CUDA line."""
         current = requirements_for(self.matrix, engine, str(version), variant)
@@ -530,6 +568,7 @@ class Planner:
         if variant.accelerator is not Accelerator.CUDA:
             return NONE.to_json()
         req = requirements_for(self.matrix, engine, str(version), variant.name)
+        req = req or declared_requirements(self.matrix, variant)
         if req is None:
             return NONE.to_json() | {"evidence": f"not probed: `envman probe --host-requirements --engine {engine}`"}
         return req.to_json()

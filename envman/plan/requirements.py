@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from envman.hardware.cuda import ptx_runs, sass_runs, usable_ptx, usable_sass
 from envman.hardware.host import Host
-from envman.matrix.schema import BuildRequirements, KernelTargets, Matrix
+from envman.matrix.schema import BuildRequirements, KernelTargets, Matrix, Variant
 
 # The glibc a manylinux tag promises: PEP 600 (manylinux_2_28) and the legacy aliases
 # of PEP 513 / 571 / 599.
@@ -58,6 +58,24 @@ def requirements_for(matrix: Matrix, engine: str, version: str, variant: str) ->
     """The needs the matrix records for the build, or None where it was never probed."""
     record = matrix.build_requirements.get((engine, variant, str(Version(version))))
     return None if record is None else requirements_from(matrix, record)
+
+
+def declared_requirements(matrix: Matrix, variant: Variant) -> HostRequirements | None:
+    """What an unprobed build needs by its declared CUDA version (``cuda`` of the variant: a vendor
+    build whose wheels cannot be read from PyPI), NVIDIA's driver floor for that major; no kernels."""
+    if variant.cuda is None or not re.fullmatch(r"\d{1,2}\.\d{1,2}", variant.cuda):
+        return None
+    rule = matrix.cuda_drivers.get(int(variant.cuda.split(".")[0]))
+    return HostRequirements(
+        cuda_runtime=variant.cuda,
+        min_driver=rule.min_driver if rule else None,
+        sass=(),
+        ptx=(),
+        glibc=None,
+        manylinux=None,
+        evidence=variant.evidence,
+        driver_evidence=rule.evidence if rule else "",
+    )
 
 
 def requirements_from(matrix: Matrix, record: BuildRequirements) -> HostRequirements:

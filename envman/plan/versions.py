@@ -16,6 +16,10 @@ def usable_variants(engine: Engine, host: Host, reject: object) -> list[Variant]
     """The engine's builds for this host's accelerator, OS, CPU architecture and compute capability."""
     usable = []
     for variant in engine.variants.values():
+        if not variant.configured:
+            # a vendor build with no location configured: not a candidate, and not noise in every
+            # refusal; the driver refusal it would answer names it (Planner._vendor_build)
+            continue
         why = None
         if variant.accelerator is not host.accelerator:
             why = (

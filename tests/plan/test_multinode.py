@@ -166,3 +166,15 @@ def test_a_multinode_entry_is_validated_at_load(real_matrix_path: Any) -> None:
         re.search(r"engines\.vllm\.multinode\[0\]\.mechanism: 'dataparallel' is not one of: ray, multiprocessing", p)
         for p in problems
     )
+
+
+def test_the_rejected_list_names_each_refusal_once(real_matrix: Matrix) -> None:
+    """deepseek-v3 has two fp8 artifacts (DeepSeek-V3 and -R1) that every engine refuses in the same
+    words: a --nodes plan listed sglang, lmdeploy and transformers twice."""
+    host = parse_hardware("H100x8", real_matrix.gpus)
+    plan = Planner(real_matrix, host).plan(PlanRequest(model="deepseek-v3", nodes=2))
+    assert (plan.engine, plan.nodes) == ("vllm", 2)
+    assert len(plan.rejected) == len(set(plan.rejected))
+    sglang = [r for r in plan.rejected if r.engine == "sglang"]
+    assert len(sglang) == 1
+    assert sglang[0].reason.endswith("sglang 0.5.23 has no multi-node mechanism recorded in matrix.toml")

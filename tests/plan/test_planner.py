@@ -153,15 +153,40 @@ def test_bitsandbytes_flags_follow_the_vllm_version(
     assert argv_of(plan).count("--quantization") == (1 if quantization else 0)
 
 
-def test_bitsandbytes_left_vllm_for_a_plugin_in_0_28_0(real_matrix: Matrix) -> None:
-    """vllm 0.28.0 on has no 'bitsandbytes' in QUANTIZATION_METHODS (read from the wheels):
-    the plan refuses and names the plugin package instead of building an environment that fails."""
-    error = refusal(real_matrix, "A100-80GB", "gemma-3-27b-it", engine="vllm", version="0.32.0", format="bnb")
+def test_bitsandbytes_left_vllm_for_a_plugin_in_0_28_0_which_the_cuda_lock_carries(real_matrix: Matrix) -> None:
+    """vllm 0.28.0 on has no 'bitsandbytes' in QUANTIZATION_METHODS (read from the wheels): the CUDA
+    variant's lock carries vllm-bnb-plugin (lock_plugins), so the plan loads it and says where from."""
+    from envman.lock.locks import request_for
+    from envman.matrix.combinations import Combination
+
+    plan = make_plan(real_matrix, "A100-80GB", "gemma-3-27b-it", engine="vllm", version="0.32.0", format="bnb")
+    assert plan.artifact.format is Format.BNB
+    assert (
+        "quantization method 'bitsandbytes' is registered by the plugin vllm-bnb-plugin, which the cuda lock of "
+        "vllm 0.32.0 carries ('bitsandbytes' is in QUANTIZATION_METHODS up to 0.27.1, not in "
+        "vllm-0.28.0-cp38-abi3-manylinux_2_28_x86_64.whl)"
+    ) in plan.notes
+    request = request_for(real_matrix, Combination("vllm", Version("0.32.0"), plan.variant.name), offline=True)
+    assert "vllm-bnb-plugin" in request.with_requirements
+    older = request_for(real_matrix, Combination("vllm", Version("0.19.1"), "cuda"), offline=True)
+    assert "vllm-bnb-plugin" not in older.with_requirements  # in-tree up to 0.27.1: no second registration
+    cpu = request_for(real_matrix, Combination("vllm", Version("0.32.0"), "cpu"), offline=True)
+    assert "vllm-bnb-plugin" not in cpu.with_requirements  # the plugin requires `vllm`, the CUDA distribution
+
+
+def test_a_variant_that_does_not_lock_the_plugin_refuses_the_moved_method(real_matrix: Matrix) -> None:
+    vllm = real_matrix.engines["vllm"]
+    cuda = dataclasses.replace(vllm.variants["cuda"], lock_plugins=())
+    matrix = dataclasses.replace(
+        real_matrix,
+        engines={**real_matrix.engines, "vllm": dataclasses.replace(vllm, variants={**vllm.variants, "cuda": cuda})},
+    )
+    error = refusal(matrix, "A100-80GB", "gemma-3-27b-it", engine="vllm", version="0.32.0", format="bnb")
     line = next(ln for ln in error.message.splitlines() if "bnb" in ln)
     assert line.endswith(
         "0.32.0 cuda bnb:4bit: vllm 0.32.0 no longer registers quantization method 'bitsandbytes': it moved to the "
         "plugin package vllm-bnb-plugin ('bitsandbytes' is in QUANTIZATION_METHODS up to 0.27.1, not in "
-        "vllm-0.28.0-cp38-abi3-manylinux_2_28_x86_64.whl), which this lock does not install; "
+        "vllm-0.28.0-cp38-abi3-manylinux_2_28_x86_64.whl), which the cuda lock does not install; "
         "releases <0.28.0,>=0.7.0 have it in-tree"
     )
 

@@ -201,3 +201,42 @@ def test_architecture_specific_ptx_is_not_jit_compiled_for_newer_gpus() -> None:
     assert ptx_runs(Version("10.0"), ("9.0a",)) is None
     assert ptx_runs(Version("9.0"), ("9.0a",)) == "9.0"
     assert usable_sass([(("9.0a",), ()), (("8.0", "9.0"), ())]) == ("9.0",)
+
+
+def test_each_committed_cuda_lock_pins_the_cuda_major_its_engine_links() -> None:
+    """A lock whose torch brings CUDA 13 beside an engine linked against libcudart.so.12
+    (lmdeploy 0.18.0 resolved freely) mixes majors: the engine fails to load its runtime."""
+    from envman.matrix.load import load_matrix
+
+    matrix = load_matrix(REPO / "matrix.toml")
+    checked = []
+    for lock in sorted((REPO / "lockfiles").glob("*-cuda-py*.txt")):
+        engine, version, _variant = lock.name.split("-py")[0].rsplit("-", 2)
+        record = matrix.build_requirements.get((engine, "cuda", version))
+        if record is None:
+            continue
+        linked = {n.rsplit(".", 1)[-1] for n in record.sonames if n.startswith("libcudart.so.")}
+        found = cuda_runtime(lockfile_pins(lock))
+        assert found is not None, f"{lock.name} pins no CUDA runtime"
+        pins = lockfile_pins(lock)
+        assert linked <= {found[0].split(".")[0]}, f"{lock.name}: links {linked}, pins {found[1].where}"
+        other = [p.where for name, p in pins.items() if name in ("nvidia-cuda-runtime", "cuda-toolkit")]
+        if linked == {"12"}:
+            assert not other, f"{lock.name} pins a CUDA 13 runtime beside a CUDA 12 engine: {other}"
+        checked.append(engine)
+    assert {"lmdeploy", "sglang", "vllm"} <= set(checked)
+
+
+def test_the_lmdeploy_record_is_the_cuda_12_build_its_lock_installs() -> None:
+    from envman.matrix.load import load_matrix
+    from envman.plan.requirements import requirements_for
+
+    matrix = load_matrix(REPO / "matrix.toml")
+    record = matrix.build_requirements[("lmdeploy", "cuda", "0.18.0")]
+    assert "libcudart.so.12" in record.sonames
+    assert record.torch == lockfile_pins(REPO / "lockfiles" / "lmdeploy-0.18.0-cuda-py3.11.txt")["torch"].version
+    needs = requirements_for(matrix, "lmdeploy", "0.18.0", "cuda")
+    assert needs is not None
+    assert (needs.cuda_runtime, needs.min_driver, needs.glibc) == ("12.8", "525.60.13", "2.28")
+    # TurboMind's sm_90a/sm_100a/sm_120a run only on exactly 9.0, 10.0, 12.0: no 10.3, no 12.1
+    assert needs.sass == ("7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0")

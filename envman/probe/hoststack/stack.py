@@ -2,9 +2,13 @@
 
 For a release: its Linux x86_64 wheel (the highest build tag), every shared library in it
 (DT_NEEDED sonames, GLIBC_x.y, fat binaries), and the torch it pins (``torch==X`` in
-Requires-Dist), read the same way but only ``libtorch_cuda.so``, whose kernels every model
-runs through. The CUDA runtime line comes from the pins (torch's ``nvidia-cuda-runtime`` or
-``cuda-toolkit``), else from the ``libcudart.so.N`` soname (the major only).
+Requires-Dist; for an engine that leaves torch open, the torch its committed lockfile pins),
+read the same way but only ``libtorch_cuda.so``, whose kernels every model runs through.
+Engines whose GPU code ships in a package of its own (SGLang's ``sglang-kernel``) have that
+package's core libraries read too, at the version the engine pins. The CUDA runtime line
+comes from the pins (torch's ``nvidia-cuda-runtime`` or ``cuda-toolkit``), else from the
+``libcudart.so.N`` soname (the major only); a runtime of another major than the libraries
+link is noted (a lock that mixes CUDA 12 and 13).
 
 The GPU code that decides where a build runs is its *core* libraries' (vLLM's ``_C`` and
 ``_moe_C``; optional kernels such as FlashMLA target fewer GPUs on purpose).
@@ -18,6 +22,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -27,7 +32,7 @@ from packaging.version import Version
 from envman import pypi
 from envman.errors import TargetError, UsageError
 from envman.matrix.schema import Accelerator, BuildRequirements, Engine, KernelTargets
-from envman.probe.hoststack.pins import Pin, cuda_runtime, exact_pins
+from envman.probe.hoststack.pins import Pin, cuda_runtime, exact_pins, lockfile_pins
 from envman.probe.hoststack.wheel import Library, WheelFacts, wheel_facts
 from envman.report import NullReporter, Reporter
 
@@ -36,7 +41,13 @@ CORE_LIBRARIES: dict[str, re.Pattern[str]] = {
     "vllm": re.compile(r"vllm/_(?:moe_)?C(?:_stable_libtorch)?\.abi3\.so"),
     "torch": re.compile(r"torch/lib/libtorch_cuda\.so"),
     "lmdeploy": re.compile(r"lmdeploy/turbomind/_turbomind\.[^/]*\.so"),
+    # sgl_kernel/load_utils.py (sglang-kernel 0.4.10) l.60-68 loads sm90/common_ops on a 9.0 GPU,
+    # sm100/common_ops on every other; older sgl-kernel wheels have one common_ops beside __init__.
+    "sglang-kernel": re.compile(r"sgl_kernel/(?:sm(?:90|100)/)?common_ops\.[^/]*\.so"),
+    "sgl-kernel": re.compile(r"sgl_kernel/(?:sm(?:90|100)/)?common_ops\.[^/]*\.so"),
 }
+# Packages holding an engine's GPU code, read at the version the engine pins (Requires-Dist ==).
+KERNEL_PACKAGES: dict[str, tuple[str, ...]] = {"sglang": ("sglang-kernel", "sgl-kernel")}
 _CUDA_SONAME = re.compile(r"lib(?:cudart|nvrtc|cublas|cublasLt|cuda)\.so\.\d+")
 _TORCH_MEMBER = re.compile(r"torch/lib/libtorch_cuda\.so")
 
@@ -106,7 +117,9 @@ def probe_build(
     torch_releases: Sequence[pypi.Release] | None = None,
     reporter: Reporter | None = None,
     today: datetime.date | None = None,
+    lock: Path | None = None,
 ) -> BuildStack:
+    """``lock``: the committed lockfile of this build; its torch is read where the engine pins none."""
     reporter = reporter or NullReporter()
     wheel = cuda_wheel(release)
     if wheel is None:
@@ -118,10 +131,29 @@ def probe_build(
     pins = exact_pins(facts.requires, f"{wheel.filename} METADATA")
     notes: list[str] = []
     kernels = _core_kernels(package, facts)
-    glibc = _highest_glibc(facts.libraries)
-    torch_pin = pins.get("torch")
+    libraries = list(facts.libraries)
     seconds = facts.seconds
+    companion_text = ""
+    for name in KERNEL_PACKAGES.get(package, ()):
+        pin = pins.get(name)
+        if pin is None:
+            continue
+        companion = _pinned_facts(pin, reporter)
+        if companion is None:
+            notes.append(f"{name} {pin.version} has no Linux x86_64 wheel on the index")
+            continue
+        seconds += companion.seconds
+        kernels += _core_kernels(name, companion, f" ({name} {pin.version})")
+        libraries += companion.libraries
+        read = ", ".join(k.library.split(" (")[0] for k in _core_kernels(name, companion)) or "no CUDA library"
+        companion_text += f"; {companion.filename} {read} .nv_fatbin, DT_NEEDED, .gnu.version_r"
+    lock_pins = lockfile_pins(lock) if lock is not None else {}
+    torch_pin = pins.get("torch")
+    from_lock = torch_pin is None and "torch" in lock_pins
+    if from_lock:
+        torch_pin = lock_pins["torch"]  # the engine leaves torch open: its lock decided
     runtime: tuple[str, Pin] | None = cuda_runtime(pins)
+    engine_libraries = tuple(libraries)
     torch_text = ""
     if torch_pin is not None and package != "torch":
         torch_facts = _torch_facts(torch_pin, torch_releases, reporter)
@@ -130,18 +162,24 @@ def probe_build(
         else:
             seconds += torch_facts.seconds
             kernels += _core_kernels("torch", torch_facts, f" (torch {torch_pin.version})")
-            glibc = _highest_glibc(facts.libraries + torch_facts.libraries)
+            libraries += torch_facts.libraries
             runtime = runtime or cuda_runtime(exact_pins(torch_facts.requires, f"{torch_facts.filename} METADATA"))
             torch_text = f"; {torch_facts.filename} torch/lib/libtorch_cuda.so .nv_fatbin"
-    sonames = tuple(sorted({n for lib in facts.libraries for n in lib.needed if _CUDA_SONAME.fullmatch(n)}))
+            if from_lock:
+                torch_text += f" (torch=={torch_pin.version} at {torch_pin.where})"
+    glibc = _highest_glibc(libraries)
+    sonames = tuple(sorted({n for lib in engine_libraries for n in lib.needed if _CUDA_SONAME.fullmatch(n)}))
     line, source = _runtime_line(runtime, sonames)
+    mismatch = _runtime_mismatch(line, sonames)
+    if mismatch:
+        notes.append(mismatch)
     platform = facts.platforms[0] if facts.platforms else ""
     stamp = (today or datetime.date.today()).isoformat()
-    members = ", ".join(k.library for k in kernels if "(torch" not in k.library) or "no CUDA library"
+    members = ", ".join(k.library for k in _core_kernels(package, facts)) or "no CUDA library"
     evidence = (
         f"{wheel.filename} (sha256 {wheel.sha256[:12]}…): {members} .nv_fatbin entry headers, "
         f"DT_NEEDED and .gnu.version_r of {len(facts.libraries)} shared objects, METADATA Requires-Dist"
-        f"{torch_text}; CUDA runtime from {source} (envman probe --host-requirements, {stamp})"
+        f"{companion_text}{torch_text}; CUDA runtime from {source} (envman probe --host-requirements, {stamp})"
     )
     return BuildStack(
         engine=engine or package,
@@ -174,6 +212,25 @@ def _core_kernels(package: str, facts: WheelFacts, suffix: str = "") -> tuple[Ke
     elif libraries:  # unknown package: the library with the most GPU code
         libraries = [max(libraries, key=lambda lib: lib.fatbin_entries)]
     return tuple(Kernels(f"{lib.member}{suffix}", lib.sass, lib.ptx) for lib in libraries)
+
+
+def _runtime_mismatch(line: str | None, sonames: tuple[str, ...]) -> str:
+    """A note when the runtime the pins select is of another CUDA major than the libraries link."""
+    majors = sorted({n.rsplit(".", 1)[-1] for n in sonames if n.startswith("libcudart.so.")})
+    if line is None or not majors or majors == [line.split(".")[0]]:
+        return ""
+    linked = ", ".join(f"libcudart.so.{m}" for m in majors)
+    return f"the engine links {linked} but the pins select CUDA {line}: a lock of this build mixes CUDA majors"
+
+
+def _pinned_facts(pin: Pin, reporter: Reporter) -> WheelFacts | None:
+    """The facts of a kernel package at the pinned version (its core libraries read whole)."""
+    version = Version(pin.version)
+    release = next((r for r in pypi.releases(pin.name) if r.version == version), None)
+    wheel = cuda_wheel(release) if release is not None else None
+    if wheel is None:
+        return None
+    return wheel_facts(wheel, kernels=_matcher(CORE_LIBRARIES[pin.name]), key="core", reporter=reporter)
 
 
 def _torch_facts(pin: Pin, releases: Sequence[pypi.Release] | None, reporter: Reporter) -> WheelFacts | None:
@@ -227,8 +284,10 @@ def probe_host_requirements(
     *,
     reporter: Reporter | None = None,
     workers: int = 3,
+    lockfiles: Path | None = None,
 ) -> HostProbe:
-    """Probe each of ``releases`` (already filtered by the caller), ``workers`` at a time."""
+    """Probe each of ``releases`` (already filtered by the caller), ``workers`` at a time;
+    ``lockfiles``: the committed lockfiles, whose torch counts where an engine pins none."""
     from concurrent.futures import ThreadPoolExecutor
 
     reporter = reporter or NullReporter()
@@ -245,7 +304,13 @@ def probe_host_requirements(
     def one(release: pypi.Release) -> BuildStack | str:
         try:
             build = probe_build(
-                package, release, engine=engine, variant=variant, torch_releases=torch_releases, reporter=reporter
+                package,
+                release,
+                engine=engine,
+                variant=variant,
+                torch_releases=torch_releases,
+                reporter=reporter,
+                lock=committed_lock(lockfiles, engine, variant, str(release.version)),
             )
         except TargetError as error:
             return f"{release.version}: {error.message}"
@@ -259,8 +324,21 @@ def probe_host_requirements(
     return HostProbe(engine, variant, package, builds, tuple(skipped), round(time.monotonic() - started, 1))
 
 
+def committed_lock(lockfiles: Path | None, engine: str, variant: str, version: str) -> Path | None:
+    """The committed lockfile of a build (``vllm-0.19.1-cuda-py3.11[-platform].txt``), if any."""
+    if lockfiles is None:
+        return None
+    found = sorted(lockfiles.glob(f"{engine}-{version}-{variant}-py*.txt"))
+    return found[0] if found else None
+
+
 def probe_variant(
-    engine: Engine, variant: str, versions: SpecifierSet | None, *, reporter: Reporter | None = None
+    engine: Engine,
+    variant: str,
+    versions: SpecifierSet | None,
+    *,
+    reporter: Reporter | None = None,
+    lockfiles: Path | None = None,
 ) -> HostProbe:
     """Probe the releases of ``engine``'s ``variant`` in ``versions`` that the variant exists for."""
     if variant not in engine.variants:
@@ -292,4 +370,4 @@ def probe_variant(
     if not in_range:
         spec = f" in {versions}" if versions is not None else ""
         raise UsageError(f"{package} has no release{spec} on the index")
-    return probe_host_requirements(engine.name, package, variant, in_range, reporter=reporter)
+    return probe_host_requirements(engine.name, package, variant, in_range, reporter=reporter, lockfiles=lockfiles)
