@@ -19,6 +19,7 @@ on the installed release (read from the released wheels):
   takes an existing local directory before the hub).
 - Earlier releases: this module serves ``/health``, ``/v1/models`` and ``/v1/chat/completions``
   itself (standard library HTTP, greedy or sampled ``generate``, one request at a time).
+  Before 4.34 (no ``apply_chat_template``) it renders the folder's chat template itself.
 
 transformers serve checks no API key, and neither does this server: envman refuses ``--api-key``
 for this engine.
@@ -82,6 +83,7 @@ class Model:
         from transformers import AutoModelForCausalLM, AutoTokenizer  # type: ignore[import-not-found,unused-ignore]
 
         self.torch = torch
+        self.model_dir = args.model
         dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
         trust = args.trust_remote_code
         self.tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=trust)
@@ -93,15 +95,22 @@ class Model:
         self.model.to(device).eval()
         self.lock = threading.Lock()
 
+    def prompt_ids(self, messages: list[Any]) -> list[int]:
+        """The chat template applied to ``messages``, as token ids."""
+        if not hasattr(self.tokenizer, "apply_chat_template"):
+            text = render_chat_template(self.model_dir, messages, self.tokenizer)
+            return [int(t) for t in self.tokenizer.encode(text, add_special_tokens=False)]
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):  # transformers 5 returns a BatchEncoding
+            prompt = prompt["input_ids"]
+        return [int(t) for t in prompt]
+
     def generate(self, body: dict[str, Any]) -> tuple[list[int], list[int], str]:
         """Prompt ids, generated ids and the finish reason for an OpenAI chat request."""
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise ValueError("'messages' must be a non-empty list")
-        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):  # transformers 5 returns a BatchEncoding
-            prompt = prompt["input_ids"]
-        prompt_ids = [int(t) for t in prompt]
+        prompt_ids = self.prompt_ids(messages)
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
         temperature = float(body.get("temperature", 1.0) if body.get("temperature") is not None else 1.0)
         options: dict[str, Any] = {"max_new_tokens": max_tokens, "do_sample": temperature > 0}
@@ -122,6 +131,32 @@ class Model:
         stops = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         finish = "stop" if new and new[-1] in stops else "length"
         return prompt_ids, new, finish  # the stop token counts as generated, as in other engines
+
+
+def render_chat_template(model_dir: str, messages: list[Any], tokenizer: Any) -> str:
+    """transformers < 4.34 has no ``apply_chat_template``: render the folder's template as 4.34's
+    ``PreTrainedTokenizerBase.apply_chat_template`` does (jinja2's sandbox, trim_blocks and
+    lstrip_blocks, the special tokens as variables)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment  # type: ignore[import-not-found,unused-ignore]  # torch requires it
+
+    template = None
+    jinja = os.path.join(model_dir, "chat_template.jinja")  # where transformers 5 writes it
+    if os.path.exists(jinja):
+        with open(jinja, encoding="utf-8") as handle:
+            template = handle.read()
+    else:
+        with open(os.path.join(model_dir, "tokenizer_config.json"), encoding="utf-8") as handle:
+            template = json.load(handle).get("chat_template")
+    if not isinstance(template, str):
+        raise ValueError(f"{model_dir} has no chat template (tokenizer_config.json chat_template)")
+    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    specials = {name: getattr(tokenizer, name, None) for name in ("bos_token", "eos_token", "pad_token", "unk_token")}
+    return str(environment.from_string(template).render(messages=messages, add_generation_prompt=True, **specials))
+
+
+def error_line(error: BaseException) -> str:
+    """One line in Python's exception form (``RuntimeError: …``): what envman quotes as the engine's error."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"[:600]
 
 
 def make_handler(state: dict[str, Any], args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
@@ -258,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         state["model"] = Model(args)
     except Exception as error:  # a model transformers cannot load: say so and exit 1
-        print(f"{PROG}: transformers {version} failed to load {args.model}: {error!r}", file=sys.stderr, flush=True)
+        print(f"{PROG}: transformers {version} failed to load {args.model}", file=sys.stderr, flush=True)
+        print(error_line(error), file=sys.stderr, flush=True)
         http.shutdown()
         return 1
     print(f"{PROG}: serving {args.served_model_name} at http://{args.host}:{args.port}", file=sys.stderr, flush=True)
