@@ -344,6 +344,7 @@ def _support(p: Problems, family: str, engine: str, r: Reader) -> Support:
                 hardware=vr.text("hardware", ""),
                 evidence=vr.text("evidence"),
                 lock=vr.text("lock", ""),
+                model=vr.text("model", ""),
             )
         )
         vr.done()

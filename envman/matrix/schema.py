@@ -198,6 +198,7 @@ class Verified:
     hardware: str
     evidence: str  # "evidence/<id>.json" beside matrix.toml (older entries: a sentence)
     lock: str = ""  # the lock digest of the environment that passed
+    model: str = ""  # another form of the family's smoke model (smoke-gemma3-vision); "": its smoke model
 
 
 @dataclass(frozen=True)

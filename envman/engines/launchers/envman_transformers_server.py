@@ -19,7 +19,8 @@ on the installed release (read from the released wheels):
   takes an existing local directory before the hub).
 - Earlier releases: this module serves ``/health``, ``/v1/models`` and ``/v1/chat/completions``
   itself (standard library HTTP, greedy or sampled ``generate``, one request at a time).
-  Before 4.34 (no ``apply_chat_template``) it renders the folder's chat template itself.
+  Up to 4.34 (no ``apply_chat_template``, or one without ``add_generation_prompt``) it renders
+  the folder's chat template itself.
 
 transformers serve checks no API key, and neither does this server: envman refuses ``--api-key``
 for this engine.
@@ -97,7 +98,7 @@ class Model:
 
     def prompt_ids(self, messages: list[Any]) -> list[int]:
         """The chat template applied to ``messages``, as token ids."""
-        if not hasattr(self.tokenizer, "apply_chat_template"):
+        if not takes_generation_prompt(self.tokenizer):
             text = render_chat_template(self.model_dir, messages, self.tokenizer)
             return [int(t) for t in self.tokenizer.encode(text, add_special_tokens=False)]
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
@@ -133,9 +134,19 @@ class Model:
         return prompt_ids, new, finish  # the stop token counts as generated, as in other engines
 
 
+def takes_generation_prompt(tokenizer: Any) -> bool:
+    """Whether the tokenizer's ``apply_chat_template`` takes ``add_generation_prompt``: none before
+    4.34, and 4.34's passes unknown keywords on to encoding ("_batch_encode_plus() got an
+    unexpected keyword argument 'add_generation_prompt'", seen here); 4.36.0's has it."""
+    import inspect
+
+    apply = getattr(tokenizer, "apply_chat_template", None)
+    return apply is not None and "add_generation_prompt" in inspect.signature(apply).parameters
+
+
 def render_chat_template(model_dir: str, messages: list[Any], tokenizer: Any) -> str:
-    """transformers < 4.34 has no ``apply_chat_template``: render the folder's template as 4.34's
-    ``PreTrainedTokenizerBase.apply_chat_template`` does (jinja2's sandbox, trim_blocks and
+    """transformers <= 4.34 cannot add the generation prompt: render the folder's template as
+    4.36's ``PreTrainedTokenizerBase.apply_chat_template`` does (jinja2's sandbox, trim_blocks and
     lstrip_blocks, the special tokens as variables)."""
     from jinja2.sandbox import ImmutableSandboxedEnvironment  # type: ignore[import-not-found,unused-ignore]  # torch requires it
 
