@@ -216,6 +216,7 @@ def make_handler(state: dict[str, Any], args: argparse.Namespace) -> type[BaseHT
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
                 prompt_ids, new, finish = model.generate(body)
             except (ValueError, TypeError, KeyError) as error:
+                print(f"{PROG}: the request failed:\n{error_line(error)}", file=sys.stderr, flush=True)
                 self._error(400, str(error), "invalid_request_error")
                 return
             text = model.tokenizer.decode(new, skip_special_tokens=True)
