@@ -68,3 +68,22 @@ def test_a_load_failure_is_one_exception_line(launcher: ModuleType) -> None:
     assert launcher.error_line(error) == (
         "RuntimeError: Error(s) in loading state_dict for LlamaForCausalLM: size mismatch for k_proj"
     )
+
+
+def test_image_url_parts_become_image_parts_and_pictures(launcher: ModuleType, tmp_path: Path) -> None:
+    from envman.run.http import image_message
+
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": image_message()}]
+    shaped, images = launcher.with_images(messages)
+    assert shaped[0] == messages[0]
+    assert [p["type"] for p in shaped[1]["content"]] == ["text", "image"]
+    [picture] = images
+    assert picture.mode == "RGB"
+    assert picture.size[0] > 0
+    hostile = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://127.0.0.1:1/x.png"}}]}]
+    with pytest.raises(ValueError, match="must be a data:image"):
+        launcher.with_images(hostile)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma3", "vision_config": {}}))
+    assert launcher.takes_images(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma3_text"}))
+    assert not launcher.takes_images(str(tmp_path))
