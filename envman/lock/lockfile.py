@@ -43,6 +43,8 @@ class LockRequest:
     platform: str = DEFAULT_PLATFORM
     exclude_newer: str = ""  # RFC 3339 date-time uv resolves as of
     exclude_newer_packages: tuple[tuple[str, str], ...] = ()
+    # why some packages may be newer than exclude_newer (in the header; the packages are digested)
+    newer_reason: str = field(default="", compare=False)
     exclude: tuple[str, ...] = ()  # packages kept out of the environment
     overrides: tuple[str, ...] = ()  # requirements forced on the resolution
     with_requirements: tuple[str, ...] = ()  # locked beside the engine (the variant's `requirements`)
@@ -172,6 +174,7 @@ def render(request: LockRequest, body: str) -> str:
         f"# platform: {request.platform}",
         f"# exclude_newer: {request.exclude_newer}",
         f"# exclude_newer_packages: {json.dumps(data['exclude_newer_packages'])}",
+        *([f"# exclude_newer_packages_reason: {_one_line(request.newer_reason)}"] if request.newer_reason else []),
         f"# exclude: {json.dumps(list(request.exclude))}",
         f"# overrides: {json.dumps(list(request.overrides))}",
         *([f"# with: {json.dumps(list(request.with_requirements))}"] if request.with_requirements else []),
@@ -182,6 +185,11 @@ def render(request: LockRequest, body: str) -> str:
         f"# digest: {body_digest(body)}",
     ]
     return "\n".join(header) + "\n" + body
+
+
+def _one_line(text: str) -> str:
+    """A header value: one line (a header line ends the value at its newline)."""
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)

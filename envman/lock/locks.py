@@ -85,6 +85,8 @@ def request_for(
             variant_date = _release_date(package_name, version, own, offline)
             if variant_date > engine_date:  # uploaded later than the engine: let the lock see it
                 exclude_newer_packages = ((package_name, _day_after(variant_date)),)
+    newer = _newer_than(var, engine_date)
+    exclude_newer_packages = tuple(sorted({**newer, **dict(exclude_newer_packages)}.items()))
     if var.own_index == "index_url":
         # A project's own index (a static page such as xllamacpp's) states no upload dates, and uv drops
         # files without one under --exclude-newer ("missing an upload date", seen with uv 0.13.9): the
@@ -103,6 +105,7 @@ def request_for(
         platform=platform or var.platform or _wheel_platform(matrix, combination) or lockfile.DEFAULT_PLATFORM,
         exclude_newer=_day_after(engine_date),
         exclude_newer_packages=exclude_newer_packages,
+        newer_reason=var.newer_reason if newer else "",
         exclude=var.exclude,
         overrides=overrides,
         with_requirements=(*var.requirements, *beside),
@@ -117,6 +120,14 @@ def request_for(
             hint=configure_hint(engine.name, var),
         )
     return _under_frontend(matrix, combination, request, offline) if combination.frontend else request
+
+
+def _newer_than(var: Variant, engine_date: str) -> dict[str, str]:
+    """The variant's ``newer`` packages whose day is after the engine's release (uv
+    ``--exclude-newer-package``): torch 2.13.0+cpu needs setuptools>=77.0.3 (2025-03-20),
+    which transformers 4.28 (2023-04) could not see. Where the engine is newer, its own date
+    already lets them in, and its lock stays as it was."""
+    return {package: _day_after(day) for package, day in var.newer.items() if day > engine_date}
 
 
 def _wheel_platform(matrix: Matrix, combination: Combination) -> str | None:

@@ -124,6 +124,8 @@ def _variant(engine: str, name: str, r: Reader) -> Variant:
         find_links=r.strs("find_links"),
         exclude=r.strs("exclude"),
         requirements=_requirements(r, "requirements"),
+        newer=_package_dates(r, "newer"),
+        newer_reason=r.text("newer_reason", ""),
         build_env=r.env("build_env"),
         platform=r.text("platform", None),
         versions=r.spec("versions", ""),
@@ -256,8 +258,9 @@ def _frontend(p: Problems, name: str, r: Reader, engines: Mapping[str, Engine]) 
 
     def variant(vname: str, vr: Reader) -> Variant:
         requirements[vname] = vr.strs("requirements")
-        newer[vname] = _package_dates(vr, "newer")
-        return _variant(name, vname, vr)
+        variant = _variant(name, vname, vr)
+        newer[vname] = dict(variant.newer)
+        return variant
 
     variants = _each(p, r.table("variants", required=True), r.where + ("variants",), variant)
     drives = []
@@ -354,6 +357,7 @@ def _support(p: Problems, family: str, engine: str, r: Reader) -> Support:
                 hardware=vr.text("hardware", ""),
                 evidence=vr.text("evidence"),
                 lock=vr.text("lock", ""),
+                model=vr.text("model", ""),
             )
         )
         vr.done()

@@ -72,6 +72,10 @@ class Variant:
     find_links: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()  # packages left out of the environment (see matrix comments)
     requirements: tuple[str, ...] = ()  # locked with the engine (a CPU torch the package leaves open)
+    # Packages the lock may take newer than the engine's release date (package -> day): what
+    # a pinned requirement needs (torch 2.13.0+cpu: setuptools>=77.0.3), and why (newer_reason)
+    newer: Mapping[str, str] = field(default_factory=dict)
+    newer_reason: str = ""
     build_env: Mapping[str, str] = field(default_factory=dict)  # for building sdists (CMAKE_ARGS)
     platform: str | None = None  # the lock's target (uv --python-platform) where the default's glibc is too old
     versions: SpecifierSet = field(default_factory=SpecifierSet)  # releases this build exists for
@@ -212,6 +216,7 @@ class Verified:
     hardware: str
     evidence: str  # "evidence/<id>.json" beside matrix.toml (older entries: a sentence)
     lock: str = ""  # the lock digest of the environment that passed
+    model: str = ""  # another form of the family's smoke model (smoke-gemma3-vision); "": its smoke model
 
 
 @dataclass(frozen=True)

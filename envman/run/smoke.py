@@ -144,6 +144,7 @@ def smoke(
     log_path = record_path.with_suffix(".log")
     answer: Answer | None = None
     image_answer: Answer | None = None
+    picture_check: dict[str, Any] = {}
     error: str | None = None
     ready: float | None = None
     request_seconds: float | None = None
@@ -167,9 +168,12 @@ def smoke(
             answer = chat(base_url, served, timeout=request_timeout, logprobs=logprobs)
             if needs_image:  # a vision-language model must also see a picture
                 reporter.detail("asking again with an image")
-                image_answer = chat(
-                    base_url, served, timeout=request_timeout, content=image_message(), logprobs=logprobs
-                )
+                words, image_answer = ask_about_picture(base_url, served, request_timeout, logprobs)
+                unseen = picture_unseen(words, image_answer)
+                if unseen:
+                    error, image_answer = unseen, None
+                else:
+                    picture_check = {"prompt_tokens_without_picture": words.prompt_tokens}
         finally:
             request_seconds = time.monotonic() - asked
     except StartupError as failure:
@@ -198,7 +202,7 @@ def smoke(
         passed=passed,
         timings=timings,
         weights=runner.weights,
-        answer=(answer.to_json() | ({"image": image_answer.to_json()} if image_answer else {})) if answer else None,
+        answer=_answers(answer, image_answer, picture_check),
         diagnosis=diagnosis,
         findings=[f.to_json() for f in findings],
         error=error,
@@ -208,6 +212,36 @@ def smoke(
     )
     evidence.write(document, record_path)
     return SmokeResult(passed, plan, timings, answer, diagnosis, tuple(findings), error, log_path, tail, record_path)
+
+
+def _answers(answer: Answer | None, image: Answer | None, picture_check: dict[str, Any]) -> dict[str, Any] | None:
+    """The evidence's answer: the text one, and the image one under ``image`` with its check."""
+    if answer is None:
+        return None
+    return answer.to_json() | ({"image": image.to_json() | picture_check} if image else {})
+
+
+def ask_about_picture(base_url: str, served: str, timeout: float, logprobs: bool) -> tuple[Answer, Answer]:
+    """The image request's words alone, then with the picture (a tiny PNG as a data URL)."""
+    content = image_message()
+    words = chat(
+        base_url, served, timeout=timeout, content=[p for p in content if p["type"] == "text"], logprobs=logprobs
+    )
+    return words, chat(base_url, served, timeout=timeout, content=content, logprobs=logprobs)
+
+
+def picture_unseen(words: Answer, seen: Answer) -> str | None:
+    """Why the answer shows the picture was left out, if it does: its prompt is no longer than the
+    words alone (an engine or chat template that drops ``image_url`` parts answers anyway).
+
+    None when the engine reports no prompt tokens: the answer alone counts then.
+    """
+    if words.prompt_tokens is None or seen.prompt_tokens is None or seen.prompt_tokens > words.prompt_tokens:
+        return None
+    return (
+        f"the picture was left out: the image request's prompt has {seen.prompt_tokens} tokens, "
+        f"the same words without it {words.prompt_tokens}"
+    )
 
 
 def _read(path: Path) -> str:

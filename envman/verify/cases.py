@@ -28,15 +28,22 @@ class Case:
     version: Version
     variant: str
     below_floor: bool = False  # a release older than the family's min_version (expected to fail)
+    primary: bool = True  # the family's smoke model; False: another form of it (smoke-gemma3-vision)
+
+    @property
+    def row(self) -> str:
+        """The family, or for another form of its smoke model the family and the model."""
+        return self.family if self.primary else f"{self.family} ({self.model})"
 
     @property
     def label(self) -> str:
-        return f"{self.family} × {self.engine} {self.version} ({self.variant})"
+        return f"{self.row} × {self.engine} {self.version} ({self.variant})"
 
     @property
     def key(self) -> str:
         """The cell's name in the sweep state and the report."""
-        return f"{self.family}/{self.engine}/{self.version}/{self.variant}"
+        extra = "" if self.primary else f"/{self.model}"
+        return f"{self.family}/{self.engine}/{self.version}/{self.variant}{extra}"
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,28 @@ class Outcome:
 
 
 def smoke_models(matrix: Matrix) -> dict[str, Model]:
+    """One smoke model per family: the last listed (smoke-gemma3, after smoke-gemma3-vision)."""
     return {m.family: m for m in matrix.models.values() if m.smoke}
+
+
+def other_forms(matrix: Matrix, family: str, engine: str) -> list[Model]:
+    """The family's other smoke models (the vision-language smoke-gemma3-vision) in a format the engine takes."""
+    primary = smoke_models(matrix).get(family)
+    formats = set(matrix.engines[engine].formats)
+    return [
+        m
+        for m in matrix.models.values()
+        if m.smoke and m.family == family and m is not primary and any(a.format in formats for a in m.artifacts)
+    ]
+
+
+def _with_other_forms(matrix: Matrix, case: Case) -> list[Case]:
+    """The case, and one per other form of the family's smoke model (not below the floor: the
+    floor is the primary model's to prove)."""
+    if case.below_floor:
+        return [case]
+    others = other_forms(matrix, case.family, case.engine)
+    return [case, *(Case(case.family, m.name, case.engine, case.version, case.variant, primary=False) for m in others)]
 
 
 def _why_not_here(matrix: Matrix, host: Host, engine: str, variant: str) -> str | None:
@@ -115,7 +143,7 @@ def cases(
                 if why:
                     skipped.append(Outcome(case, "skip", 0.0, why))
                 else:
-                    runnable.append(case)
+                    runnable.extend(_with_other_forms(matrix, case))
     return runnable, skipped
 
 
@@ -128,8 +156,8 @@ def sample(runnable: list[Case], skipped: list[Outcome]) -> tuple[list[Case], li
     for case in runnable:
         key = (case.engine, case.variant)
         best = chosen.get(key)
-        rank = (case.version, case.family == "gemma3", case.family)
-        if best is None or rank > (best.version, best.family == "gemma3", best.family):
+        rank = (case.version, case.family == "gemma3", case.primary, case.family)
+        if best is None or rank > (best.version, best.family == "gemma3", best.primary, best.family):
             chosen[key] = case
     picked = sorted(chosen.values())
     engines = {c.engine for c in picked}
@@ -167,7 +195,7 @@ def _known_good_cases(
             if why:
                 skipped.append(Outcome(case, "skip", 0.0, why))
             else:
-                runnable.append(case)
+                runnable.extend(_with_other_forms(matrix, case))
     return runnable, skipped
 
 
@@ -190,10 +218,10 @@ class Parity:
 def parity(outcomes: list[Outcome]) -> list[Parity]:
     """Per family, whether every engine that passed gave the same greedy answer (its newest passing version)."""
     found: list[Parity] = []
-    for family in sorted({o.case.family for o in outcomes}):
+    for family in sorted({o.case.row for o in outcomes}):  # each form of a smoke model has its own weights
         newest: dict[str, Outcome] = {}
         for o in outcomes:
-            if o.case.family == family and o.status == "pass" and o.answer is not None:
+            if o.case.row == family and o.status == "pass" and o.answer is not None:
                 seen = newest.get(o.case.engine)
                 if seen is None or o.case.version > seen.case.version:
                     newest[o.case.engine] = o

@@ -13,6 +13,11 @@ tomlkit, comments and layout kept) then gets, per family × engine:
 - ``known_good``: kept, less versions now known bad, plus the newest verified release of each
   major.minor line (the combinations envman locks, images and lists in CI).
 
+Another form of a family's smoke model (smoke-gemma3-vision) gets ``verified`` entries with
+its ``model``; its failures are reported, not written as known_bad (a family's known_bad
+refuses the engine release for every model of the family, the text ones too), and its passes
+do not move known_good.
+
 Entries written here are the ones whose ``evidence`` names a file under ``evidence/``; a
 re-record replaces those covering the versions it ran (deleting the records nothing names
 any more), and leaves hand-written ones alone.
@@ -166,6 +171,8 @@ def record(
     import tomlkit
 
     ran = [o for o in outcomes if o.status in ("pass", "fail") and o.evidence and not o.timed_out]
+    # another form's failure is not written (see the docstring): nothing would name its evidence
+    ran = [o for o in ran if o.case.primary or o.status == "pass"]
     links = commit_evidence(matrix_path, ran)
     if not ran:
         return 0, 0, links
@@ -173,19 +180,21 @@ def record(
     named_before = references(text)
     doc = tomlkit.parse(text)
     hardware = f"{host.describe()}; {host.cpu.model}".strip("; ")
-    touched: dict[tuple[str, str], _Touched] = {}
+    touched: dict[tuple[str, str, str], _Touched] = {}
     for o in ran:
         ref = f"{EVIDENCE_DIR}/{links[o.case.key].name}"
-        touched.setdefault((o.case.family, o.case.engine), _Touched()).cells.append(
+        form = "" if o.case.primary else o.case.model
+        touched.setdefault((o.case.family, o.case.engine, form), _Touched()).cells.append(
             _Cell(o.case.version, o.case.variant, o, ref)
         )
     passes = failures = 0
-    for (family, engine), t in sorted(touched.items()):
+    for (family, engine, form), t in sorted(touched.items()):
         support = doc["families"][family]["engines"][engine]
         swept = {c.version for c in t.cells}
         verified = tomlkit.aot()
         for e in support.get("verified", []):
-            if not any(str(e["version"]) == str(c.version) and e["variant"] == c.variant for c in t.cells):
+            same = [c for c in t.cells if str(e["version"]) == str(c.version) and e["variant"] == c.variant]
+            if not (same and str(e.get("model", "")) == form):
                 verified.append(e)
         for c in sorted(t.cells, key=lambda c: c.version):
             if c.outcome.status != "pass":
@@ -193,6 +202,8 @@ def record(
             entry = tomlkit.table()
             entry["version"] = str(c.version)
             entry["variant"] = c.variant
+            if form:
+                entry["model"] = form
             entry["lock"] = c.outcome.lock_digest or ""
             entry["date"] = (c.outcome.when or when.isoformat())[:10]
             entry["hardware"] = hardware
@@ -201,6 +212,8 @@ def record(
             passes += 1
         if len(verified):
             support["verified"] = verified
+        if form:  # another form of the smoke model: only its passes are written (see the docstring)
+            continue
         bad = tomlkit.aot()
         for e in support.get("known_bad", []):
             if not (_recorded(e) and any(v in SpecifierSet(str(e["versions"])) for v in swept)):

@@ -55,7 +55,7 @@ def grids(outcomes: list[Outcome]) -> list[Grid]:
     for o in outcomes:
         if o.detail.startswith(NO_SMOKE):
             continue
-        by.setdefault((o.case.engine, o.case.variant), {})[(o.case.family, o.case.version)] = o
+        by.setdefault((o.case.engine, o.case.variant), {})[(o.case.row, o.case.version)] = o
     found = []
     for (engine, variant), cells in sorted(by.items()):
         skipped_only = {f for f, _ in cells} - {f for (f, _), o in cells.items() if o.status != "skip"}
@@ -110,7 +110,7 @@ def failures(outcomes: list[Outcome]) -> list[Failure]:
     grouped: dict[tuple[str, str, str, str], list[Outcome]] = {}
     for o in sorted(outcomes, key=lambda o: o.case):
         if o.status == "fail":
-            key = (o.case.family, o.case.engine, o.case.variant, o.error or o.detail)
+            key = (o.case.row, o.case.engine, o.case.variant, o.error or o.detail)
             grouped.setdefault(key, []).append(o)
     return [Failure(f, e, v, error, tuple(found)) for (f, e, v, error), found in grouped.items()]
 

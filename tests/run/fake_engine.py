@@ -63,6 +63,10 @@ def main() -> int:
             if env.get("FAKE_BAD_ANSWER"):
                 self.send(200, {"choices": [], "usage": {"completion_tokens": 0}})
                 return
+            # 3 prompt tokens, and 4 soft tokens per picture (none where FAKE_DROPS_PICTURES: a
+            # chat template that leaves image_url parts out)
+            pictures = 0 if env.get("FAKE_DROPS_PICTURES") else body.count(b'"image_url"') // 2
+            prompt = 3 + 4 * pictures
             self.send(
                 200,
                 {
@@ -76,7 +80,7 @@ def main() -> int:
                             "logprobs": {"content": [{"id": 7, "token": "hi", "logprob": -0.1}]},
                         }
                     ],
-                    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+                    "usage": {"prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1},
                 },
             )
 

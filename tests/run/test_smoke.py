@@ -190,12 +190,21 @@ def test_a_vision_model_with_real_weights_is_also_shown_a_picture(
 
     assert result.passed, result.error
     asked = [json.loads(line) for line in requests.read_text().splitlines()]
-    assert len(asked) == 2
+    assert len(asked) == 3  # the text prompt, the image question's words alone, the words with the picture
     assert asked[0]["messages"][0]["content"] == "Say hello."
-    parts = asked[1]["messages"][0]["content"]
+    assert asked[1]["messages"][0]["content"] == [{"type": "text", "text": "What colour is this picture?"}]
+    parts = asked[2]["messages"][0]["content"]
     assert parts[0] == {"type": "text", "text": "What colour is this picture?"}
     assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
-    assert json.loads(result.evidence.read_text())["answer"]["image"]["completion_tokens"] == 1
+    image = json.loads(result.evidence.read_text())["answer"]["image"]
+    assert (image["completion_tokens"], image["prompt_tokens"], image["prompt_tokens_without_picture"]) == (1, 7, 3)
+
+    monkeypatch.setenv("FAKE_DROPS_PICTURES", "1")  # an engine that answers without the picture fails
+    dropped = smoke(real_matrix, vision, run_with(vision, fake_env, weights), 30, RecordingReporter())
+    assert not dropped.passed
+    assert dropped.error == (
+        "the picture was left out: the image request's prompt has 3 tokens, the same words without it 3"
+    )
 
 
 def test_a_smoke_model_gets_no_picture(

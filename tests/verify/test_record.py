@@ -45,6 +45,8 @@ def test_every_verified_entry_names_its_evidence_file_and_lock() -> None:
                 assert document["combination"]["family"] == family.name, where
                 assert document["lock"]["digest"] == entry.lock, where
                 assert document["combination"]["variant"] == entry.variant, where
+                if entry.model:  # another form of the family's smoke model (smoke-gemma3-vision)
+                    assert document["combination"]["model"] == entry.model, where
 
 
 def _run(home: Path, case: Case, status: str, error: str | None = None) -> Outcome:

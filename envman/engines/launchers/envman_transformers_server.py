@@ -19,6 +19,9 @@ on the installed release (read from the released wheels):
   takes an existing local directory before the hub).
 - Earlier releases: this module serves ``/health``, ``/v1/models`` and ``/v1/chat/completions``
   itself (standard library HTTP, greedy or sampled ``generate``, one request at a time).
+  Up to 4.34 (no ``apply_chat_template``, or one without ``add_generation_prompt``) it renders
+  the folder's chat template itself. A vision-language folder (``vision_config``) is loaded with
+  its processor and ``AutoModelForImageTextToText``; ``image_url`` parts (data URLs) reach it.
 
 transformers serve checks no API key, and neither does this server: envman refuses ``--api-key``
 for this engine.
@@ -82,10 +85,21 @@ class Model:
         from transformers import AutoModelForCausalLM, AutoTokenizer  # type: ignore[import-not-found,unused-ignore]
 
         self.torch = torch
+        self.model_dir = args.model
         dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
         trust = args.trust_remote_code
-        self.tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=trust)
-        self.model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=dtype, trust_remote_code=trust)
+        self.processor: Any = None
+        if takes_images(args.model):  # a vision-language model: its processor puts the picture in the prompt
+            from transformers import AutoModelForImageTextToText, AutoProcessor  # type: ignore[import-not-found,unused-ignore]
+
+            self.processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=trust)
+            self.tokenizer = self.processor.tokenizer
+            self.model = AutoModelForImageTextToText.from_pretrained(
+                args.model, torch_dtype=dtype, trust_remote_code=trust
+            )
+        else:
+            self.tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=trust)
+            self.model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=dtype, trust_remote_code=trust)
         device = args.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -93,15 +107,33 @@ class Model:
         self.model.to(device).eval()
         self.lock = threading.Lock()
 
+    def prompt_ids(self, messages: list[Any]) -> list[int]:
+        """The chat template applied to ``messages``, as token ids."""
+        if not takes_generation_prompt(self.tokenizer):
+            text = render_chat_template(self.model_dir, messages, self.tokenizer)
+            return [int(t) for t in self.tokenizer.encode(text, add_special_tokens=False)]
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):  # transformers 5 returns a BatchEncoding
+            prompt = prompt["input_ids"]
+        return [int(t) for t in prompt]
+
+    def inputs(self, messages: list[Any]) -> dict[str, Any]:
+        """The model's inputs for the chat: input_ids, attention_mask, and pixel_values for pictures."""
+        if self.processor is None:
+            ids = self.torch.tensor([self.prompt_ids(messages)], device=self.device)
+            return {"input_ids": ids, "attention_mask": self.torch.ones_like(ids)}
+        messages, images = with_images(messages)
+        text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        encoded = self.processor(text=text, images=images or None, return_tensors="pt")
+        return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in encoded.items()}
+
     def generate(self, body: dict[str, Any]) -> tuple[list[int], list[int], str]:
         """Prompt ids, generated ids and the finish reason for an OpenAI chat request."""
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise ValueError("'messages' must be a non-empty list")
-        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):  # transformers 5 returns a BatchEncoding
-            prompt = prompt["input_ids"]
-        prompt_ids = [int(t) for t in prompt]
+        inputs = self.inputs(messages)
+        prompt_ids = [int(t) for t in inputs["input_ids"][0]]
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
         temperature = float(body.get("temperature", 1.0) if body.get("temperature") is not None else 1.0)
         options: dict[str, Any] = {"max_new_tokens": max_tokens, "do_sample": temperature > 0}
@@ -113,15 +145,85 @@ class Model:
             options.update(temperature=None, top_p=None, top_k=None)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         with self.lock, self.torch.inference_mode():
-            inputs = self.torch.tensor([prompt_ids], device=self.device)
-            output = self.model.generate(
-                inputs, attention_mask=self.torch.ones_like(inputs), pad_token_id=pad, **options
-            )
+            output = self.model.generate(**inputs, pad_token_id=pad, **options)
         new = [int(t) for t in output[0][len(prompt_ids) :]]
         eos = self.model.generation_config.eos_token_id
         stops = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         finish = "stop" if new and new[-1] in stops else "length"
         return prompt_ids, new, finish  # the stop token counts as generated, as in other engines
+
+
+def takes_images(model_dir: str) -> bool:
+    """A vision-language model folder: its config.json has a ``vision_config`` (Gemma 3, Mistral 3 …)."""
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as handle:
+        return "vision_config" in json.load(handle)
+
+
+def with_images(messages: list[Any]) -> tuple[list[Any], list[Any]]:
+    """OpenAI messages as a processor's chat template takes them: each ``image_url`` part becomes
+    ``{"type": "image"}`` and its picture (a ``data:`` URL only: this server fetches nothing) a
+    PIL image, in order."""
+    import base64
+    import io
+
+    from PIL import Image  # type: ignore[import-not-found,unused-ignore]  # the CPU variant locks Pillow
+
+    images: list[Any] = []
+    out: list[Any] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            out.append(message)
+            continue
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                url = str((part.get("image_url") or {}).get("url", ""))
+                head, _, data = url.partition(",")
+                if not (head.startswith("data:image/") and head.endswith(";base64")):
+                    raise ValueError("an image_url must be a data:image/...;base64 URL (this server fetches nothing)")
+                images.append(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+                parts.append({"type": "image"})
+            else:
+                parts.append(part)
+        out.append({**message, "content": parts})
+    return out, images
+
+
+def takes_generation_prompt(tokenizer: Any) -> bool:
+    """Whether the tokenizer's ``apply_chat_template`` takes ``add_generation_prompt``: none before
+    4.34, and 4.34's passes unknown keywords on to encoding ("_batch_encode_plus() got an
+    unexpected keyword argument 'add_generation_prompt'", seen here); 4.36.0's has it."""
+    import inspect
+
+    apply = getattr(tokenizer, "apply_chat_template", None)
+    return apply is not None and "add_generation_prompt" in inspect.signature(apply).parameters
+
+
+def render_chat_template(model_dir: str, messages: list[Any], tokenizer: Any) -> str:
+    """transformers <= 4.34 cannot add the generation prompt: render the folder's template as
+    4.36's ``PreTrainedTokenizerBase.apply_chat_template`` does (jinja2's sandbox, trim_blocks and
+    lstrip_blocks, the special tokens as variables)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment  # type: ignore[import-not-found,unused-ignore]  # torch requires it
+
+    template = None
+    jinja = os.path.join(model_dir, "chat_template.jinja")  # where transformers 5 writes it
+    if os.path.exists(jinja):
+        with open(jinja, encoding="utf-8") as handle:
+            template = handle.read()
+    else:
+        with open(os.path.join(model_dir, "tokenizer_config.json"), encoding="utf-8") as handle:
+            template = json.load(handle).get("chat_template")
+    if not isinstance(template, str):
+        raise ValueError(f"{model_dir} has no chat template (tokenizer_config.json chat_template)")
+    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    specials = {name: getattr(tokenizer, name, None) for name in ("bos_token", "eos_token", "pad_token", "unk_token")}
+    return str(environment.from_string(template).render(messages=messages, add_generation_prompt=True, **specials))
+
+
+def error_line(error: BaseException) -> str:
+    """One line in Python's exception form (``RuntimeError: …``): what envman quotes as the engine's error."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"[:600]
 
 
 def make_handler(state: dict[str, Any], args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
@@ -170,6 +272,7 @@ def make_handler(state: dict[str, Any], args: argparse.Namespace) -> type[BaseHT
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
                 prompt_ids, new, finish = model.generate(body)
             except (ValueError, TypeError, KeyError) as error:
+                print(f"{PROG}: the request failed:\n{error_line(error)}", file=sys.stderr, flush=True)
                 self._error(400, str(error), "invalid_request_error")
                 return
             text = model.tokenizer.decode(new, skip_special_tokens=True)
@@ -258,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         state["model"] = Model(args)
     except Exception as error:  # a model transformers cannot load: say so and exit 1
-        print(f"{PROG}: transformers {version} failed to load {args.model}: {error!r}", file=sys.stderr, flush=True)
+        print(f"{PROG}: transformers {version} failed to load {args.model}", file=sys.stderr, flush=True)
+        print(error_line(error), file=sys.stderr, flush=True)
         http.shutdown()
         return 1
     print(f"{PROG}: serving {args.served_model_name} at http://{args.host}:{args.port}", file=sys.stderr, flush=True)
