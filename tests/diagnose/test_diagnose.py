@@ -45,6 +45,7 @@ def matrix():  # type: ignore[no-untyped-def]
         ("glibc_too_old.log", "glibc-too-old"),
         ("ctypes_libcudart12.log", "cuda-runtime-missing"),
         ("missing_libcudart12.log", "cuda-runtime-missing"),
+        ("vllm_pp_eager_intermediate_tensors.log", "vllm-pp-eager-intermediate-tensors"),
     ],
 )
 def test_each_captured_log_is_recognised(matrix, log: str, first_id: str) -> None:  # type: ignore[no-untyped-def]

