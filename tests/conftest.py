@@ -41,6 +41,23 @@ FIXTURE_MARKS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The files whose tests take minutes (CI's --durations, 2026-12-01), longest first. ./scripts/test
+# gives two workers whole files in collection order (--dist loadfile --no-loadscope-reorder), so
+# these start first and the many quick files fill in around them.
+LONG_FILES = (
+    "tests/frontends/test_serve.py",
+    "tests/up/test_up.py",
+    "tests/run/test_engines.py",
+    "tests/multinode/test_local_nodes.py",
+    "tests/docker_images/test_xinference_image.py",
+    "tests/verify/test_verify.py",
+    "tests/synth/test_engines.py",
+    "tests/frontends/test_builtins.py",
+    "tests/run/test_more_engines.py",
+    "tests/synth/test_families.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: the marks added here count
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -49,6 +66,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(mark)
         if not any(item.get_closest_marker(mark) for mark in NEEDS):
             item.add_marker("fast")
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES)))  # stable: files stay whole
 
 
 @pytest.fixture(scope="session")
