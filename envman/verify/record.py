@@ -240,11 +240,20 @@ def record(
         elif "known_bad" in support:
             del support["known_bad"]
         _known_good(support, [c for c in t.cells if c.outcome.status == "pass"])
-    written = tomlkit.dumps(doc)
+    written = spaced(tomlkit.dumps(doc))
     atomic_write(matrix_path, written)
     for stale in named_before - references(written):  # replaced entries' records: nothing names them now
         (evidence_dir(matrix_path) / f"{stale}.json").unlink(missing_ok=True)
     return passes, failures, links
+
+
+_HEADER_AFTER_VALUE = re.compile(r"(?m)^([^\n#\[][^\n]*)\n(\[)")
+
+
+def spaced(text: str) -> str:
+    """A blank line before each table header that follows a value directly: tomlkit appends a new
+    ``[[…verified]]`` right after the table before it."""
+    return _HEADER_AFTER_VALUE.sub(r"\1\n\n\2", text)
 
 
 FLOOR_MARK = "; envman verify below the floor (failed, as the floor says):"

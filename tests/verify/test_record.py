@@ -171,3 +171,13 @@ def test_the_engine_error_is_the_root_exception_not_the_thread_that_died_of_it()
     assert _engine_error((), tail) == "RuntimeError: [GatherMM::eval] Currently only supports float32."
     llama = "llama_model_load: error loading model: unknown model architecture: 'gemma3'\nllama_load: failed\n"
     assert _engine_error((), llama) == "llama_model_load: error loading model: unknown model architecture: 'gemma3'"
+
+
+def test_recorded_tables_are_set_apart_and_the_data_is_unchanged() -> None:
+    import tomllib
+
+    from envman.verify.record import spaced
+
+    text = 'v = 1\n[[a.verified]]\nx = [\n  1,\n]\n[b]\n# about c\n[c]\n[[d]]\n'
+    assert spaced(text) == 'v = 1\n\n[[a.verified]]\nx = [\n  1,\n]\n\n[b]\n# about c\n[c]\n[[d]]\n'
+    assert tomllib.loads(spaced(text)) == tomllib.loads(text)
