@@ -83,7 +83,8 @@ class State:
             return None
         return Outcome(
             case, entry["status"], float(entry.get("seconds", 0.0)), entry.get("detail", ""), entry.get("evidence"),
-            entry.get("answer"), entry.get("error"), lock_digest, model_digest, launch_digest, True,
+            entry.get("answer"), entry.get("error") or _answer_error(entry.get("cause")), lock_digest, model_digest,
+            launch_digest, True,
             entry.get("when", ""), entry.get("cause"),
         )  # fmt: skip
 
@@ -126,10 +127,33 @@ class Progress:
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception): \S")
 
 
-def _engine_error(findings: tuple[Any, ...], log_tail: str | None) -> str | None:
+_ANSWERED = re.compile(r"answered \d{3}: (?P<body>\{.*\})\s*$", re.DOTALL)
+
+
+def _answer_error(cause: str | None) -> str | None:
+    """The message of an OpenAI-style error answer (``{"error": {"message": …}}``) in envman's cause.
+
+    What the engine said when it refused the smoke request but logged nothing of it (vLLM 0.32.0
+    on smoke-gpt_oss answers 400 "Token id 200008 is out of vocabulary" with a clean log).
+    """
+    found = _ANSWERED.search(cause or "")
+    if not found:
+        return None
+    try:
+        body = json.loads(found["body"])
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
+    if message is None and isinstance(body, dict):
+        message = body.get("detail") if isinstance(body.get("detail"), str) else body.get("message")
+    return message.strip() if isinstance(message, str) and message.strip() else None
+
+
+def _engine_error(findings: tuple[Any, ...], log_tail: str | None, cause: str | None = None) -> str | None:
     """The engine's own words: the log line a signature matched, else the first Python exception
-    line of the log (the root cause: a server thread dying of it raises again later), else the last
-    line naming an error.
+    line of the log (the root cause: a server thread dying of it raises again later), else the
+    message of the engine's error answer to the smoke request, else the last log line naming an error.
 
     None when the engine said nothing of it (killed by SIGILL before a line was written): envman's
     own description of the exit is the detail, not the engine's error.
@@ -141,6 +165,9 @@ def _engine_error(findings: tuple[Any, ...], log_tail: str | None) -> str | None
     for line in lines:
         if _EXCEPTION_LINE.match(line):
             return line.strip()
+    answered = _answer_error(cause)
+    if answered:
+        return answered
     for line in reversed(lines):
         lowered = line.lower()
         if "error" in lowered or "fatal" in lowered or "exception" in lowered:
@@ -181,7 +208,7 @@ def run_case(
         detail = f"{result.answer.completion_tokens} tokens: {result.answer.text!r}"
         return Outcome(case, "pass", result.seconds, detail, str(result.evidence), result.answer.text, None,
                        lock_digest, model_digest, launched, when=when)  # fmt: skip
-    error_line = _engine_error(result.findings, result.log_tail)
+    error_line = _engine_error(result.findings, result.log_tail, result.error)
     return Outcome(case, "fail", result.seconds, result.diagnosis or result.error or "failed", str(result.evidence),
                    None, error_line, lock_digest, model_digest, launched, when=when, cause=result.error)  # fmt: skip
 

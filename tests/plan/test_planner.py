@@ -309,13 +309,18 @@ def test_v100_falls_back_to_the_last_vllm_built_for_it(real_matrix: Matrix) -> N
 def test_27b_in_bf16_does_not_fit_one_rtx4090(real_matrix: Matrix) -> None:
     error = refusal(real_matrix, "RTX4090", "gemma-3-27b-it", engine="vllm", format="pytorch")
 
-    assert error.message.splitlines() == [
+    lines = error.message.splitlines()
+    assert lines[:3] == [
         "nothing can serve gemma-3-27b-it on 1x RTX4090 with --engine vllm:",
         "vllm:",
         "  - cpu: variant cpu: cpu build; the target is a cuda host (1x RTX4090)",
-        "  - 0.32.0 cuda pytorch: does not fit: needs 60.8 GiB per GPU (weights 51.0 + KV cache 7.8 for 16384 tokens"
-        " + overhead 2.0); 1x RTX4090 gives 21.6 GiB at 90% utilisation; 4x RTX4090 would fit (tensor_parallel_size 4)",
     ]
+    does_not_fit = (
+        " cuda pytorch: does not fit: needs 60.8 GiB per GPU (weights 51.0 + KV cache 7.8 for 16384 tokens"
+        " + overhead 2.0); 1x RTX4090 gives 21.6 GiB at 90% utilisation; 4x RTX4090 would fit (tensor_parallel_size 4)"
+    )
+    assert f"  - 0.32.0{does_not_fit}" in lines
+    assert all(line.startswith("  - 0.") and line.endswith(does_not_fit) for line in lines[3:])  # each known-good one
 
 
 def test_a_cpu_only_host_gets_a_gguf_on_xllamacpp(real_matrix: Matrix) -> None:
@@ -327,10 +332,11 @@ def test_a_cpu_only_host_gets_a_gguf_on_xllamacpp(real_matrix: Matrix) -> None:
     assert plan.memory.fits
     assert f"max_model_len {plan.max_model_len}: reduced from 16384 to fit" in plan.notes
     vllm_cpu = [r.reason for r in plan.rejected if (r.engine, r.variant, r.format) == ("vllm", "cpu", "pytorch")]
-    assert vllm_cpu == [
+    assert vllm_cpu
+    assert set(vllm_cpu) == {  # one per known-good release
         "does not fit: needs 60.8 GiB of RAM (weights 51.0 + KV cache 7.8 for 16384 tokens + overhead 2.0); "
         "this host gives 19.2 GiB at 80% utilisation"
-    ]
+    }
 
 
 def test_8gb_of_ram_fits_nothing_and_every_engine_says_why(real_matrix: Matrix) -> None:

@@ -155,6 +155,21 @@ def test_no_committed_evidence_names_a_local_lockfile_path() -> None:
             assert lockfile is None or lockfile.startswith(("lockfiles/", "$ENVMAN_HOME/")), (path.name, lockfile)
 
 
+def test_an_error_answer_with_a_clean_log_gives_the_engines_message() -> None:
+    from envman.verify.sweep import _engine_error
+
+    # vLLM 0.32.0 on smoke-gpt_oss (2026-12-01): the chat request refused, nothing in the log
+    cause = (
+        "POST http://127.0.0.1:52139/v1/chat/completions answered 400: "
+        '{"error":{"message":"Token id 200008 is out of vocabulary","type":"BadRequestError","param":null,"code":400}}'
+    )
+    tail = 'INFO:     127.0.0.1:49074 - "POST /v1/chat/completions HTTP/1.1" 400 Bad Request\nINFO:     Shutting down\n'
+    assert _engine_error((), tail, cause) == "Token id 200008 is out of vocabulary"
+    assert _engine_error((), tail, '... answered 422: {"detail": "Field required"}') == "Field required"
+    assert _engine_error((), tail, "... answered 502: <html>bad gateway</html>") is None
+    assert _engine_error((), "RuntimeError: boom\n", cause) == "RuntimeError: boom"  # the log's exception first
+
+
 def test_the_engine_error_is_the_root_exception_not_the_thread_that_died_of_it() -> None:
     from envman.verify.sweep import _engine_error
 
