@@ -255,7 +255,11 @@ class Planner:
         its place (not yet smoke-tested). ``--force`` keeps the build, as a soft reason.
         """
         tried: set[Version] = set()
-        for version, soft in versions:
+        candidates = list(versions)
+        # the newest candidate whose own-index build is configured and runs here: an older PyPI
+        # release is no way out past it (that build's variant is tried after this one)
+        vendor_newest = max((v for v, _ in candidates if self._vendor_build(engine, variant, v)[1]), default=None)
+        for version, soft in candidates:
             req = requirements_for(self.matrix, engine.name, str(version), variant.name)
             req = req or declared_requirements(self.matrix, variant)
             reasons = check_host(req, self.host) if req is not None and self.host.gpus else []
@@ -272,6 +276,10 @@ class Planner:
             reasons = [*reasons, vendor] if vendor is not None else reasons
             way_out = newest_runnable(self.matrix, engine.name, variant.name, self.host, below=version)
             floor = support.min_version
+            if vendor_newest is not None and way_out is not None and way_out[0] < vendor_newest:
+                vendor, _ = self._vendor_build(engine, variant, vendor_newest)
+                reject(f"{'; '.join(reasons)} ({engine.name} {vendor_newest}: {vendor})", str(version), variant.name)
+                continue
             if way_out is not None and (floor is None or way_out[0] >= floor) and not request.version:
                 older = way_out[0]
                 why = "; ".join(reasons)

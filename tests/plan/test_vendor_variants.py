@@ -58,10 +58,15 @@ def test_with_its_location_configured_the_vendor_build_of_the_same_release_is_pl
     assert plan.requires["cuda_runtime"] == "12.8"
     assert plan.requires["min_driver"] == "525.60.13"
     assert "gpu.cuda.inc.md l.53" in str(plan.requires["evidence"])
-    assert _rejections(plan, "cuda") == [
+    newest, *older = _rejections(plan, "cuda")
+    assert newest == (
         "the NVIDIA driver 550.54.15 is too old for the CUDA 13.0 runtime (CUDA 13.x needs >= 580): upgrade the "
         "driver to >= 580 (its CUDA 12.8 build runs here: variant cu128, from /srv/vllm-wheels)"
-    ]
+    )
+    # the older PyPI releases need CUDA 13 too; their way out is that newer vendor build, not vllm 0.19.1
+    assert older
+    way_out = "(vllm 0.32.0: its CUDA 12.8 build runs here: variant cu128, from /srv/vllm-wheels)"
+    assert all(r.endswith(way_out) for r in older)
 
 
 def test_a_new_driver_keeps_the_pypi_build_and_too_old_a_driver_gets_no_vendor_way_out(matrix: Matrix) -> None:
