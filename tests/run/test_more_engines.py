@@ -80,7 +80,13 @@ def test_mlx_lm_cpu_serves_the_smoke_model_under_its_served_name(engines_home: P
 def test_mlx_lm_that_cannot_load_the_model_exits_at_once_with_its_error(engines_home: Path) -> None:
     """mlx-lm reads gpt-oss experts only as MXFP4: loading the bf16 smoke model kills mlx_lm.server's
     generation thread, and its /health says 503 for ever. envman's launcher exits instead."""
-    result = envman(engines_home, "smoke", "smoke-gpt_oss", "--engine", "mlx-lm", "--json", "--timeout", "600")
+    refused = envman(engines_home, "smoke", "smoke-gpt_oss", "--engine", "mlx-lm", "--json")
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert "known bad: envman verify: smoke-gpt_oss failed" in refused.stderr  # matrix.toml's record of it
+    assert "(error: ValueError: Received 6 parameters not in model:)" in refused.stderr
+    result = envman(
+        engines_home, "smoke", "smoke-gpt_oss", "--engine", "mlx-lm", "--force", "--json", "--timeout", "600"
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     data = json.loads(result.stdout)
     assert data["passed"] is False
