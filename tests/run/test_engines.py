@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -131,7 +132,8 @@ def test_sigint_to_envman_smoke_stops_the_server(engines_home: Path) -> None:
         smoke.send_signal(signal.SIGINT)
         time.sleep(0.5)
     finally:
-        os.killpg(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):  # gone already: the checks below say why
+            os.killpg(pid, signal.SIGCONT)
     _, err = smoke.communicate(timeout=60)
     assert smoke.returncode == 130, err
     assert wait_gone(pid) == []
@@ -161,7 +163,13 @@ def _environment(home: Path, model: str, *version: str) -> Environment:
 
 @contextmanager
 def _server(
-    home: Path, matrix: Matrix, model: str, version: str | None, api_key: str | None, monkeypatch: pytest.MonkeyPatch
+    home: Path,
+    matrix: Matrix,
+    model: str,
+    version: str | None,
+    api_key: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     from envman.synth import synthesize
 
@@ -170,7 +178,7 @@ def _server(
     planner = Planner(matrix, parse_hardware("cpu", matrix.gpus))
     plan = planner.plan(PlanRequest(model=model, engine="xllamacpp", version=version, force=bool(version)))
     gguf = synthesize(plan.model, Format.GGUF)
-    bound = launch(plan, Bindings(weights=str(gguf), port=free_port(), api_key=api_key))
+    bound = launch(plan, Bindings(weights=str(gguf), port=free_port(), api_key=api_key, extra_args=extra_args))
     command = command_for(bound, env.python_bin)
     with serve(command, home / "logs" / f"{model}-{version}.log", timeout=120) as server:
         yield server
@@ -204,6 +212,17 @@ def test_the_api_key_is_enforced(engines_home: Path, real_matrix: Matrix, monkey
         _talk(server, "smoke-gemma3", api_key="sekret")
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=server.base_url, api_key="wrong", max_retries=0).models.list()
+
+
+@pytest.mark.parametrize(("extra", "threads"), [((), 1), (("--threads", "2"), 2)])
+def test_a_small_model_runs_on_one_thread_unless_told(
+    engines_home: Path, real_matrix: Matrix, monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...], threads: int
+) -> None:
+    """llama.cpp's spinning barriers make every core slower than one on a busy host (bench/xllamacpp_threads.py)."""
+    with _server(engines_home, real_matrix, "smoke-gemma3", None, None, monkeypatch, extra) as server:
+        _talk(server, "smoke-gemma3")
+        log = server.log()
+    assert f"n_threads = {threads}" in log, log[-3000:]
 
 
 def test_openai_client_talks_to_xllamacpp_0_1(

@@ -18,6 +18,11 @@ envman runs this module with the engine environment's interpreter
 - ``cpuparams.n_threads``: -1 by default; up to 0.1.x releases (seen in 0.1.0) pass it to
   llama.cpp as is and abort in warm-up (``GGML_ASSERT(n_threads > 0) failed``); later ones
   resolve -1 to the CPU count. Set to the CPU count here when it is below 1.
+- Threads: llama.cpp's barrier between a graph's ops spins. Measured with
+  bench/xllamacpp_threads.py (2026.10.11549, a 3 MB smoke GGUF, 64 tokens, 2 cores busy with two
+  other spinning processes): 2 threads answered in 0.2-40 s (median ~0.8 s), 1 thread in 60-76 ms;
+  ``poll = 0`` did not help. Below :data:`SMALL_MODEL_BYTES` a model is computed on one thread
+  (``--threads`` overrides), above it llama.cpp keeps its own count.
 - ``hostname`` (a string) up to 2026.4; ``hostnames`` (a list) later. ``model_alias``: a string
   up to 0.2.13, a set from 0.2.14.
 
@@ -39,6 +44,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 PROG = "envman_xllamacpp_server"
+SMALL_MODEL_BYTES = 64 * 1024 * 1024  # a model this small gains nothing from a second thread
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,6 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--ctx-size", type=int, default=4096)
     parser.add_argument("--n-gpu-layers", type=int, default=None)
+    parser.add_argument(
+        "--threads", type=_at_least_one, default=None,
+        help=f"CPU threads (default: 1 for a model under {SMALL_MODEL_BYTES >> 20} MiB, else llama.cpp's own)",
+    )  # fmt: skip
     # envman passes the key in ENVMAN_API_KEY: argv is readable by every local user
     parser.add_argument("--api-key", default=os.environ.get("ENVMAN_API_KEY") or None)
     return parser.parse_args(argv)
@@ -61,8 +78,13 @@ def make_params(xlc: Any, args: argparse.Namespace) -> Any:
     else:  # xllamacpp >= 0.1.12: CommonParamsModel
         params.model.path = args.model
     params.n_ctx = args.ctx_size
+    threads = chosen_threads(args)
     for cpu in (getattr(params, "cpuparams", None), getattr(params, "cpuparams_batch", None)):
-        if cpu is not None and cpu.n_threads < 1:  # old 0.1.x: -1 reaches GGML_ASSERT(n_threads > 0)
+        if cpu is None:
+            continue
+        if threads is not None:
+            cpu.n_threads = threads
+        elif cpu.n_threads < 1:  # old 0.1.x: -1 reaches GGML_ASSERT(n_threads > 0)
             cpu.n_threads = os.cpu_count() or 1
     if args.n_gpu_layers is not None:
         params.n_gpu_layers = args.n_gpu_layers
@@ -76,6 +98,17 @@ def make_params(xlc: Any, args: argparse.Namespace) -> Any:
     if args.api_key:
         params.api_keys = [args.api_key]
     return params
+
+
+def chosen_threads(args: argparse.Namespace) -> int | None:
+    """``--threads``; else 1 for a small model file; else None (llama.cpp decides)."""
+    if args.threads is not None:
+        return int(args.threads)
+    try:
+        small = os.path.getsize(args.model) < SMALL_MODEL_BYTES
+    except OSError:
+        return None  # xllamacpp reports the missing file
+    return 1 if small else None
 
 
 def has_http(xlc: Any) -> bool:

@@ -1,0 +1,63 @@
+"""envman_xllamacpp_server's thread count. The launcher runs in the engine's environment: it is
+imported here as a file, as python -m finds it there (the real engine's side is in
+tests/run/test_engines.py: the count llama.cpp logs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+LAUNCHER = Path(__file__).resolve().parents[2] / "envman" / "engines" / "launchers" / "envman_xllamacpp_server.py"
+
+
+@pytest.fixture(scope="module")
+def launcher() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("envman_xllamacpp_server", LAUNCHER)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("envman_xllamacpp_server", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _model(tmp_path: Path, size: int) -> Path:
+    path = tmp_path / "m.gguf"
+    with path.open("wb") as f:
+        f.truncate(size)  # sparse: only the size is read
+    return path
+
+
+@pytest.mark.parametrize(
+    ("size", "argv", "expected"),
+    [
+        (3 << 20, [], 1),  # a smoke model: one thread
+        ((64 << 20) - 1, [], 1),
+        (64 << 20, [], None),  # a real model: llama.cpp's own count
+        (4 << 30, [], None),
+        (3 << 20, ["--threads", "2"], 2),  # told
+        (4 << 30, ["--threads", "3"], 3),
+    ],
+)
+def test_the_thread_count(launcher: ModuleType, tmp_path: Path, size: int, argv: list[str], expected: int) -> None:
+    args = launcher.parse_args(["--model", str(_model(tmp_path, size)), "--served-model-name", "m", *argv])
+    assert launcher.chosen_threads(args) == expected
+
+
+def test_a_missing_model_leaves_the_count_to_llama_cpp(launcher: ModuleType, tmp_path: Path) -> None:
+    args = launcher.parse_args(["--model", str(tmp_path / "absent.gguf"), "--served-model-name", "m"])
+    assert launcher.chosen_threads(args) is None
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_a_thread_count_below_one_is_refused(
+    launcher: ModuleType, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        launcher.parse_args(["--model", "m.gguf", "--served-model-name", "m", "--threads", value])
+    assert exit_.value.code == 2
+    assert "--threads" in capsys.readouterr().err
