@@ -248,12 +248,18 @@ def record(
 
 
 _HEADER_AFTER_VALUE = re.compile(r"(?m)^([^\n#\[][^\n]*)\n(\[)")
+_BLANKS_BEFORE_HEADER = re.compile(r"\n{3,}(?=\[)")
 
 
 def spaced(text: str) -> str:
-    """A blank line before each table header that follows a value directly: tomlkit appends a new
-    ``[[…verified]]`` right after the table before it."""
-    return _HEADER_AFTER_VALUE.sub(r"\1\n\n\2", text)
+    """One blank line before each table header that follows a value. tomlkit appends a new
+    ``[[…verified]]`` right after the table before it, and that table's blank line moves up with
+    each append (two, three … blank lines after a few records). Whitespace only: where a change
+    would reach into a multi-line string, the text is kept as it is."""
+    import tomllib
+
+    out = _BLANKS_BEFORE_HEADER.sub("\n\n", _HEADER_AFTER_VALUE.sub(r"\1\n\n\2", text))
+    return out if out == text or tomllib.loads(out) == tomllib.loads(text) else text
 
 
 FLOOR_MARK = "; envman verify below the floor (failed, as the floor says):"

@@ -196,3 +196,7 @@ def test_recorded_tables_are_set_apart_and_the_data_is_unchanged() -> None:
     text = 'v = 1\n[[a.verified]]\nx = [\n  1,\n]\n[b]\n# about c\n[c]\n[[d]]\n'
     assert spaced(text) == 'v = 1\n\n[[a.verified]]\nx = [\n  1,\n]\n\n[b]\n# about c\n[c]\n[[d]]\n'
     assert tomllib.loads(spaced(text)) == tomllib.loads(text)
+    piled = "v = 1\n\n\n\n[[a.verified]]\nx = 1\n\n\n[[a.verified]]\nx = 2\n"  # blank lines moved up by appends
+    assert spaced(piled) == "v = 1\n\n[[a.verified]]\nx = 1\n\n[[a.verified]]\nx = 2\n"
+    inside = 'v = 1\n\n\n[[a.verified]]\nx = """\n\n\n[not a header]"""\n'  # would change the string
+    assert spaced(inside) == inside
