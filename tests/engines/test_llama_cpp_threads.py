@@ -1,6 +1,6 @@
-"""envman_xllamacpp_server's thread count. The launcher runs in the engine's environment: it is
-imported here as a file, as python -m finds it there (the real engine's side is in
-tests/run/test_engines.py: the count llama.cpp logs)."""
+"""The thread counts of envman_xllamacpp_server and envman_llama_cpp_server. The launchers run in
+the engine's environment: they are imported here as files, as python -m finds them there (the real
+engine's side is in tests/run/test_engines.py: the count llama.cpp logs)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,45 @@ def test_a_thread_count_below_one_is_refused(
         launcher.parse_args(["--model", "m.gguf", "--served-model-name", "m", "--threads", value])
     assert exit_.value.code == 2
     assert "--threads" in capsys.readouterr().err
+
+
+LLAMA_CPP_LAUNCHER = LAUNCHER.with_name("envman_llama_cpp_server.py")
+
+
+@pytest.fixture(scope="module")
+def llama_cpp_launcher() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("envman_llama_cpp_server", LLAMA_CPP_LAUNCHER)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("envman_llama_cpp_server", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+ONE = ["--n_threads", "1", "--n_threads_batch", "1"]
+
+
+@pytest.mark.parametrize(
+    ("size", "extra", "added"),
+    [
+        (3 << 20, [], ONE),  # a smoke model
+        (64 << 20, [], []),  # a real one: llama_cpp.server's defaults
+        (3 << 20, ["--n_threads", "2"], []),  # told (either count)
+        (3 << 20, ["--n_threads_batch=2"], []),
+    ],
+)
+def test_llama_cpp_python_gets_one_thread_for_a_small_model(
+    llama_cpp_launcher: ModuleType, tmp_path: Path, size: int, extra: list[str], added: list[str]
+) -> None:
+    args = ["--model", str(_model(tmp_path, size)), "--port", "8000", *extra]
+    assert llama_cpp_launcher.with_threads(args) == [*args, *added]
+    equals = [f"--model={_model(tmp_path, size)}", *extra]
+    assert llama_cpp_launcher.with_threads(equals) == [*equals, *added]
+
+
+def test_llama_cpp_python_without_a_readable_model_is_left_alone(
+    llama_cpp_launcher: ModuleType, tmp_path: Path
+) -> None:
+    for args in (["--model", str(tmp_path / "absent.gguf")], ["--port", "8000"], ["--model"]):
+        assert llama_cpp_launcher.with_threads(args) == args
