@@ -4,25 +4,17 @@ engine's side is in tests/run/test_engines.py: the count llama.cpp logs)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-LAUNCHER = Path(__file__).resolve().parents[2] / "envman" / "engines" / "launchers" / "envman_xllamacpp_server.py"
+from .launchers import load
 
 
 @pytest.fixture(scope="module")
 def launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("envman_xllamacpp_server", LAUNCHER)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("envman_xllamacpp_server", module)
-    spec.loader.exec_module(module)
-    return module
+    return load("envman_xllamacpp_server")
 
 
 def _model(tmp_path: Path, size: int) -> Path:
@@ -63,18 +55,9 @@ def test_a_thread_count_below_one_is_refused(
     assert "--threads" in capsys.readouterr().err
 
 
-LLAMA_CPP_LAUNCHER = LAUNCHER.with_name("envman_llama_cpp_server.py")
-
-
 @pytest.fixture(scope="module")
 def llama_cpp_launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("envman_llama_cpp_server", LLAMA_CPP_LAUNCHER)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("envman_llama_cpp_server", module)
-    spec.loader.exec_module(module)
-    return module
+    return load("envman_llama_cpp_server")
 
 
 ONE = ["--n_threads", "1", "--n_threads_batch", "1"]

@@ -4,27 +4,19 @@ runs in the engine's environment: it is imported here as a file, as python -m fi
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 
-LAUNCHER = Path(__file__).resolve().parents[2] / "envman" / "engines" / "launchers" / "envman_transformers_server.py"
+from .launchers import load
 
 
 @pytest.fixture(scope="module")
 def launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("envman_transformers_server", LAUNCHER)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("envman_transformers_server", module)
-    spec.loader.exec_module(module)
-    return module
+    return load("envman_transformers_server")
 
 
 TEMPLATE = (
